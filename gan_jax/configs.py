@@ -1,0 +1,125 @@
+"""Config helpers: the base toy config, name resolution with clear errors, and run checks.
+
+Every user mistake in a config becomes a `ConfigError` whose message names the field and, for a
+name, the valid choices. main.py prints it as one line instead of a traceback.
+"""
+import json
+from typing import Mapping
+
+import ml_collections
+
+
+class ConfigError(ValueError):
+  """A bad config or workdir; the message names the field and what would be valid."""
+
+
+def lookup(registry: Mapping, field: str, name: str):
+  """registry[name], or a ConfigError listing the valid names of config.<field>."""
+  if name not in registry:
+    raise ConfigError(f'config.{field}={name!r} is not known; valid choices: '
+                      f'{", ".join(sorted(registry))}')
+  return registry[name]
+
+
+def call(fn, field: str, *args, **kwargs):
+  """fn(*args, **kwargs); a ValueError or TypeError becomes a ConfigError naming config.<field>."""
+  try:
+    return fn(*args, **kwargs)
+  except (ValueError, TypeError) as e:
+    raise ConfigError(f'config.{field}: {e}') from None
+
+
+def choose(get_fn, field: str, section, skip=()):
+  """get_fn(section.name, **other fields of section), e.g. losses.get on config.objective."""
+  options = {k: v for k, v in section.items() if k != 'name' and k not in skip}
+  return call(get_fn, f'{field}.name', section.name, **options)
+
+
+def construct(cls, field: str, **kwargs):
+  """cls(**kwargs) for a module; an unknown option names config.<field> and the valid ones."""
+  valid = set(getattr(cls, '__dataclass_fields__', {})) - {'parent', 'name'}
+  unknown = sorted(set(kwargs) - valid)
+  if unknown:
+    raise ConfigError(f'config.{field}: {cls.__name__} has no option {", ".join(unknown)}; '
+                      f'its options: {", ".join(sorted(valid - {"data_shape"}))}')
+  return cls(**kwargs)
+
+
+def toy_config() -> ml_collections.ConfigDict:
+  """The base config of the low-dimensional experiments: a plain non-saturating MLP GAN on the ring.
+
+  Experiment files start from it and override what they change.
+  """
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.objective = ml_collections.ConfigDict({'name': 'non_saturating'})
+  c.penalty = ml_collections.ConfigDict({'name': 'none', 'weight': 0.0})
+  c.data = ml_collections.ConfigDict({'name': 'ring', 'batch_size': 128})
+  c.model = ml_collections.ConfigDict({
+      'generator': 'mlp',
+      'discriminator': 'mlp',
+      'z_dim': 16,
+      'g': {'hidden': (128, 128, 128), 'activation': 'relu', 'norm': 'none'},
+      'd': {'hidden': (128, 128, 128), 'activation': 'leaky_relu', 'norm': 'none'},
+  })
+  c.optim = ml_collections.ConfigDict({
+      'g_optimizer': 'adam', 'd_optimizer': 'adam',
+      'g_lr': 1e-4, 'd_lr': 1e-4, 'betas': (0.5, 0.999),
+      'lr_schedule': 'constant',
+      'n_critic': 1,
+      'ema_decay': 0.999,
+  })
+  c.train = ml_collections.ConfigDict({
+      'steps': 20_000, 'steps_per_call': 100, 'log_every': 500, 'eval_every': 5_000,
+      'checkpoint_every': 5_000, 'keep': 3,
+  })
+  c.eval = ml_collections.ConfigDict({
+      'metrics': ('modes',), 'num_samples': 2_500, 'generators': ('ema', 'raw'),
+  })
+  return c
+
+
+# Fields that may change between the runs of one workdir: they change how long or how often,
+# not what is computed (steps_per_call = k equals k single calls).
+RESUMABLE_FIELDS = ('train.steps', 'train.steps_per_call', 'train.log_every', 'train.eval_every',
+                    'train.checkpoint_every', 'train.keep', 'eval.')
+
+
+def check(config) -> None:
+  """Checks the run-shape fields the loop relies on."""
+  t = config.train
+  for field in ('steps', 'steps_per_call', 'log_every', 'eval_every', 'checkpoint_every', 'keep'):
+    if int(t[field]) < 1:
+      raise ConfigError(f'config.train.{field}={t[field]} must be a positive integer')
+  for field in ('log_every', 'eval_every', 'checkpoint_every'):
+    if t[field] % t.steps_per_call:
+      raise ConfigError(f'config.train.{field}={t[field]} must be a multiple of '
+                        f'config.train.steps_per_call={t.steps_per_call}')
+  if config.optim.n_critic < 1:
+    raise ConfigError(f'config.optim.n_critic={config.optim.n_critic} must be at least 1')
+  if config.data.batch_size < 1:
+    raise ConfigError(f'config.data.batch_size={config.data.batch_size} must be positive')
+
+
+def to_dict(config) -> dict:
+  """The config as plain JSON types (tuples become lists)."""
+  return json.loads(config.to_json())
+
+
+def _flatten(d, prefix=''):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def differences(old: dict, new: dict) -> list:
+  """Dotted names of the fields that differ, ignoring RESUMABLE_FIELDS."""
+  a, b = _flatten(old), _flatten(new)
+  keys = sorted(set(a) | set(b))
+  return [k for k in keys
+          if a.get(k) != b.get(k) and not any(k == f or (f.endswith('.') and k.startswith(f))
+                                               for f in RESUMABLE_FIELDS)]

@@ -1,0 +1,113 @@
+"""Generator and discriminator architectures (Flax Linen), chosen by name.
+
+Contracts: a generator maps z (B, z_dim) to samples (B, *data_shape); a discriminator maps samples
+to one output per example, shape (B,): a logit, a critic value, or (EBGAN) an energy. Modules
+take `train` so normalisation layers can use batch statistics in training and running averages
+when sampling. Select with `GENERATORS[name]` / `DISCRIMINATORS[name]`; options come from
+`config.model.g` / `config.model.d`.
+"""
+import functools
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+ACTIVATIONS = {
+    'relu': nn.relu,
+    'leaky_relu': functools.partial(nn.leaky_relu, negative_slope=0.2),
+    'elu': nn.elu,
+    'gelu': nn.gelu,
+    'silu': nn.silu,
+    'tanh': jnp.tanh,
+}
+
+NORMS = ('none', 'batch', 'layer')
+OUTPUT_ACTIVATIONS = ('none', 'tanh')
+
+
+def _check_choice(kind, value, choices):
+  if value not in choices:
+    raise ValueError(f'unknown {kind} {value!r}; valid choices: {", ".join(sorted(choices))}')
+
+
+class MLP(nn.Module):
+  """Dense → norm → activation, for each width in `hidden`."""
+  hidden: Sequence[int]
+  activation: str = 'relu'
+  norm: str = 'none'
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    _check_choice('activation', self.activation, ACTIVATIONS)
+    _check_choice('norm', self.norm, NORMS)
+    for width in self.hidden:
+      x = nn.Dense(width)(x)
+      if self.norm == 'batch':
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+      elif self.norm == 'layer':
+        x = nn.LayerNorm()(x)
+      x = ACTIVATIONS[self.activation](x)
+    return x
+
+
+class MLPGenerator(nn.Module):
+  """z → MLP → Dense to prod(data_shape) → output activation, reshaped to data_shape."""
+  data_shape: Sequence[int]
+  hidden: Sequence[int] = (128, 128, 128)
+  activation: str = 'relu'
+  norm: str = 'none'
+  output_activation: str = 'none'
+
+  @nn.compact
+  def __call__(self, z, train: bool = True):
+    _check_choice('output activation', self.output_activation, OUTPUT_ACTIVATIONS)
+    x = MLP(self.hidden, self.activation, self.norm)(z, train)
+    x = nn.Dense(math.prod(self.data_shape))(x)
+    if self.output_activation == 'tanh':
+      x = jnp.tanh(x)
+    return x.reshape((z.shape[0],) + tuple(self.data_shape))
+
+
+class MLPDiscriminator(nn.Module):
+  """x → flatten → MLP → Dense(1): one logit (or critic value) per example, shape (B,)."""
+  hidden: Sequence[int] = (128, 128, 128)
+  activation: str = 'leaky_relu'
+  norm: str = 'none'
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    x = x.reshape((x.shape[0], -1))
+    x = MLP(self.hidden, self.activation, self.norm)(x, train)
+    return nn.Dense(1)(x)[:, 0]
+
+
+class MLPAutoencoderDiscriminator(nn.Module):
+  """EBGAN's discriminator: the energy is the autoencoder's reconstruction error.
+
+  E(x) = mean_i (Dec(Enc(x))_i - x_i)², shape (B,). Zhao et al. 2017 (arXiv:1609.03126), sec. 2.3.
+  The encoder has widths `hidden`, then a `code_dim` code; the decoder mirrors it.
+  """
+  hidden: Sequence[int] = (128, 128)
+  code_dim: int = 16
+  activation: str = 'leaky_relu'
+  norm: str = 'none'
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    flat = x.reshape((x.shape[0], -1))
+    h = MLP(self.hidden, self.activation, self.norm)(flat, train)
+    code = nn.Dense(self.code_dim)(h)
+    h = MLP(tuple(reversed(self.hidden)), self.activation, self.norm)(code, train)
+    recon = nn.Dense(flat.shape[1])(h)
+    return jnp.mean((recon - flat) ** 2, axis=1)
+
+
+GENERATORS = {
+    'mlp': MLPGenerator,
+}
+
+DISCRIMINATORS = {
+    'mlp': MLPDiscriminator,
+    'mlp_autoencoder': MLPAutoencoderDiscriminator,
+}

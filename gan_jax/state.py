@@ -1,0 +1,65 @@
+"""The training state: one pytree of arrays, donated to the jitted step and checkpointed whole.
+
+Static things (modules, optimizers, the objective) live in `steps.GAN`, not here, so the state
+holds nothing but arrays and orbax can save and restore it as it is.
+"""
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+
+class NetState(flax.struct.PyTreeNode):
+  """One network's trainable parameters, BatchNorm statistics and optimizer state."""
+  params: Any
+  batch_stats: Any  # {} when the network has no BatchNorm
+  opt_state: Any
+
+
+class GANState(flax.struct.PyTreeNode):
+  """Everything that changes during training.
+
+  step: training iterations done (each = n_critic D updates + 1 G update).
+  g, d: generator and discriminator states.
+  g_ema: exponential moving average of G's params (Yazıcı et al. 2019, arXiv:1806.04498).
+  """
+  step: jax.Array
+  g: NetState
+  d: NetState
+  g_ema: Any
+
+
+OPTIMIZERS = {
+    'adam': lambda lr, b1, b2: optax.adam(lr, b1=b1, b2=b2),
+    'rmsprop': lambda lr, b1, b2: optax.rmsprop(lr),
+    'sgd': lambda lr, b1, b2: optax.sgd(lr),
+}
+
+LR_SCHEDULES = ('constant', 'linear')
+
+
+def make_optimizer(name: str, lr: float, betas, schedule: str = 'constant',
+                   decay_steps: int = 1) -> optax.GradientTransformation:
+  """The optimizer called `name` (adam uses `betas`); 'linear' decays lr to 0 over decay_steps."""
+  if name not in OPTIMIZERS:
+    raise ValueError(f'unknown optimizer {name!r}; valid optimizers: {", ".join(sorted(OPTIMIZERS))}')
+  if schedule not in LR_SCHEDULES:
+    raise ValueError(f'unknown lr schedule {schedule!r}; valid schedules: {", ".join(LR_SCHEDULES)}')
+  if schedule == 'linear':
+    lr = optax.linear_schedule(lr, 0.0, max(int(decay_steps), 1))
+  b1, b2 = betas
+  return OPTIMIZERS[name](lr, b1, b2)
+
+
+def init_net(module, tx, key, example_input) -> NetState:
+  """Initialises `module` on `example_input` and its optimizer."""
+  variables = module.init(key, example_input, train=False)
+  params = variables['params']
+  return NetState(params=params, batch_stats=variables.get('batch_stats', {}),
+                  opt_state=tx.init(params))
+
+
+def zeros_step() -> jax.Array:
+  return jnp.zeros((), jnp.int32)

@@ -1,0 +1,271 @@
+"""The training loop: the only impure code. Builds the run from a config, then repeats
+`state, metrics = train_call(state, loop_key)` with logging, evaluation, plots and checkpoints.
+
+Host syncs happen only at log/eval/checkpoint boundaries: between them the loop only enqueues
+jitted calls. A run is resumable (same workdir → continue from the latest checkpoint), SIGTERM
+saves and exits cleanly, and a non-finite loss stops the run naming the step, keeping the last
+good checkpoint.
+"""
+import functools
+import json
+import os
+import shutil
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from gan_jax import checkpoints, configs, logs, plots, sharding, steps, toy_data
+from gan_jax.metrics import mode_metrics
+
+EVAL_METRICS = ('modes',)
+GENERATOR_KINDS = ('ema', 'raw')
+
+
+class TrainingDiverged(RuntimeError):
+  """A loss became NaN or infinite; the message names the step and the checkpoint kept."""
+
+
+class _Preemption:
+  """Turns SIGTERM into a flag the loop checks between calls (then saves and exits cleanly)."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not the main thread: no handler, the loop runs to the end
+      self._previous = None
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+class Experiment:
+  """A config resolved into data, mesh, GAN spec, keys and jitted functions."""
+
+  def __init__(self, config, devices=None):
+    configs.check(config)
+    self.config = config
+    self.data = configs.choose(toy_data.get, 'data', config.data, skip=('batch_size',))
+    self.mesh = sharding.make_mesh(devices)
+    if config.data.batch_size % self.mesh.size:
+      raise configs.ConfigError(
+          f'config.data.batch_size={config.data.batch_size} must be divisible by the number of '
+          f'devices ({self.mesh.size})')
+    for metric in config.eval.metrics:
+      configs.lookup(dict.fromkeys(EVAL_METRICS), 'eval.metrics', metric)
+      if metric == 'modes' and self.data.centers is None:
+        raise configs.ConfigError(f"config.eval.metrics: 'modes' needs a mixture dataset, and "
+                                  f'{self.data.name!r} has no modes; set config.eval.metrics=()')
+    for kind in config.eval.generators:
+      configs.lookup(dict.fromkeys(GENERATOR_KINDS), 'eval.generators', kind)
+    self.gan = steps.build_gan(config, (self.data.dim,), self.data.sample,
+                               sharding.batch_constraint(self.mesh))
+    self.repl = sharding.replicated(self.mesh)
+    self.init_key, self.loop_key, self.eval_key = jax.random.split(jax.random.key(config.seed), 3)
+    configs.call(lambda: jax.eval_shape(functools.partial(steps.create_state, self.gan),
+                                        self.init_key), 'model')
+    self._train_fns = {}
+
+  def init_state(self):
+    create = jax.jit(functools.partial(steps.create_state, self.gan), out_shardings=self.repl)
+    return create(self.init_key)
+
+  def train_fn(self, num_steps: int):
+    """The jitted `train_call` for `num_steps` iterations: state replicated and donated."""
+    if num_steps not in self._train_fns:
+      self._train_fns[num_steps] = jax.jit(
+          functools.partial(steps.train_call, self.gan, num_steps=num_steps),
+          in_shardings=(self.repl, self.repl), out_shardings=(self.repl, self.repl),
+          donate_argnums=0)
+    return self._train_fns[num_steps]
+
+  @functools.cached_property
+  def _sample(self):
+    gan = self.gan
+    return jax.jit(lambda params, stats, key, n: steps.generate(gan, params, stats,
+                                                                steps.sample_z(gan, key, n)),
+                   static_argnums=3)
+
+  @functools.cached_property
+  def _discriminate(self):
+    gan = self.gan
+    return jax.jit(lambda d, x: steps.apply_net(gan.discriminator, d.params, d.batch_stats, x,
+                                                train=False)[0])
+
+  def samples(self, state, kind: str, n: int):
+    params = state.g_ema if kind == 'ema' else state.g.params
+    return np.asarray(self._sample(params, state.g.batch_stats, self.eval_key, n))
+
+  def evaluate(self, state, n: int) -> list:
+    """[(kind, metrics, protocol)] for each generator in config.eval.generators."""
+    results = []
+    for kind in self.config.eval.generators:
+      fake = self.samples(state, kind, n)
+      metrics, protocol = {}, {'generator': kind, 'num_samples': n, 'data': self.data.name}
+      if 'modes' in self.config.eval.metrics:
+        metrics.update(mode_metrics(fake, self.data.centers, self.data.std))
+        protocol.update(modes='PacGAN: nearest mean by std-normalised distance, HQ if < 3 std',
+                        num_modes=int(self.data.centers.shape[0]), std=self.data.std)
+      results.append((kind, metrics, protocol))
+    return results
+
+  def plot(self, state, path: str, title: str) -> None:
+    n = self.config.eval.num_samples
+    kind = self.config.eval.generators[0] if self.config.eval.generators else 'ema'
+    fake = self.samples(state, kind, n)
+    real = np.asarray(self.data.sample(jax.random.fold_in(self.eval_key, 1), n))
+    d_fn = lambda x: self._discriminate(state.d, jnp.asarray(x))
+    plots.plot_toy(path, real, fake, d_fn, f'{title} ({kind} generator)')
+
+
+def _prepare_workdir(workdir: str, config, overwrite: bool) -> None:
+  """Creates the workdir; refuses one that holds a run of another config unless overwriting."""
+  path = os.path.join(workdir, 'config.json')
+  new = configs.to_dict(config)
+  if os.path.exists(path) and not overwrite:
+    with open(path) as f:
+      old = json.load(f)
+    diff = configs.differences(old, new)
+    if diff:
+      raise configs.ConfigError(
+          f'workdir {workdir} holds a run of another config (it differs in '
+          f'{", ".join(diff[:5])}{" ..." if len(diff) > 5 else ""}); use another --workdir, '
+          f'or pass --overwrite to delete that run and start over')
+  if overwrite:
+    for name in ('checkpoints', 'checkpoints_unreadable', 'samples', 'metrics.jsonl'):
+      p = os.path.join(workdir, name)
+      shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else (
+          os.path.exists(p) and os.remove(p))
+    for name in os.listdir(workdir) if os.path.isdir(workdir) else ():
+      if name.startswith('events.out.tfevents'):
+        os.remove(os.path.join(workdir, name))
+  os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump(new, f, indent=2)
+
+
+def _first_nonfinite(records: list):
+  """(step, name, value) of the first non-finite metric in host records, or None."""
+  for step, metrics in records:
+    for name, value in metrics.items():
+      if not np.isfinite(value):
+        return step, name, value
+  return None
+
+
+def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=None,
+                       log=print) -> dict:
+  """Trains `config` in `workdir` (resuming from its latest checkpoint); returns the last records.
+
+  Returns {'train': last train record, 'eval': [last eval records], 'preempted': bool}.
+  """
+  exp = Experiment(config, devices)
+  t = config.train
+  _prepare_workdir(workdir, config, overwrite)
+  ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), t.keep)
+  state = exp.init_state()
+  restored = ckpts.restore_latest(state, log)
+  if restored is not None:
+    state = restored
+  step = int(jax.device_get(state.step))
+  if restored is not None:
+    log(f'resuming from the checkpoint of step {step} in {ckpts.directory}')
+  writer = logs.MetricWriter(workdir)
+  result = {'train': None, 'eval': [], 'preempted': False}
+  pending = []  # (first step, device metrics) of calls not yet read back
+  window_start, window_time = step, time.perf_counter()
+
+  def read_back():
+    """Device → host for the pending calls (the only sync), with the divergence check."""
+    records = []
+    for first, metrics in jax.device_get(pending):
+      n = len(next(iter(metrics.values())))
+      records += [(first + i + 1, {k: float(v[i]) for k, v in metrics.items()}) for i in range(n)]
+    pending.clear()
+    bad = _first_nonfinite(records)
+    if bad:
+      last = ckpts.steps()[-1] if ckpts.steps() else None
+      kept = (f'the last good checkpoint (step {last}) is kept in {ckpts.directory}'
+              if last is not None else 'no checkpoint had been saved yet')
+      raise TrainingDiverged(f'training stopped: {bad[1]} is {bad[2]} at step {bad[0]}; {kept}. '
+                             f'Lower the learning rates or add a penalty, then rerun.')
+    return records
+
+  def log_train(records):
+    nonlocal window_start, window_time
+    now = time.perf_counter()
+    means = {k: float(np.mean([m[k] for _, m in records])) for k in records[-1][1]}
+    means['steps_per_sec'] = (step - window_start) / max(now - window_time, 1e-9)
+    window_start, window_time = step, now
+    result['train'] = writer.write(step, 'train', means)
+    bar.set_postfix(d_loss=f'{means["d_loss"]:.3f}', g_loss=f'{means["g_loss"]:.3f}')
+
+  def run_eval():
+    result['eval'] = []
+    for kind, metrics, protocol in exp.evaluate(state, config.eval.num_samples):
+      prefix = 'eval' if kind == 'ema' else f'eval_{kind}'
+      result['eval'].append(writer.write(step, 'eval', metrics, protocol, tb_prefix=prefix))
+      if metrics:
+        log(f'step {step} eval ({kind}): ' + ', '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
+    exp.plot(state, os.path.join(workdir, 'samples', f'step_{step:07d}.png'), f'step {step}')
+
+  with _Preemption() as preemption, tqdm(total=t.steps, initial=step, unit='it',
+                                         dynamic_ncols=True, mininterval=1.0) as bar:
+    try:
+      while step < t.steps:
+        n = min(t.steps_per_call - step % t.steps_per_call, t.steps - step)
+        state, metrics = exp.train_fn(n)(state, exp.loop_key)
+        pending.append((step, metrics))
+        step += n
+        bar.update(n)
+        done = step >= t.steps
+        if step % t.log_every == 0 or done or preemption.requested:
+          log_train(read_back())
+        if step % t.eval_every == 0 or done:
+          run_eval()
+        if step % t.checkpoint_every == 0 or done or preemption.requested:
+          ckpts.save(state)
+        if preemption.requested:
+          bar.close()
+          log(f'SIGTERM: saved the checkpoint of step {step} in {ckpts.directory}; exiting')
+          result['preempted'] = True
+          break
+    finally:
+      writer.close()
+      ckpts.close()
+  return result
+
+
+def evaluate_workdir(config, workdir: str, num_samples: int = None, log=print) -> list:
+  """--mode=eval: evaluates the latest checkpoint of `workdir` and writes eval_STEP.json."""
+  exp = Experiment(config)
+  ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), config.train.keep)
+  state = ckpts.restore_latest(exp.init_state(), log)
+  ckpts.close()
+  if state is None:
+    raise configs.ConfigError(f'workdir {workdir} has no checkpoint to evaluate; train first')
+  step = int(jax.device_get(state.step))
+  n = num_samples or config.eval.num_samples
+  writer = logs.MetricWriter(workdir)
+  records = []
+  for kind, metrics, protocol in exp.evaluate(state, n):
+    prefix = 'eval' if kind == 'ema' else f'eval_{kind}'
+    records.append(writer.write(step, 'eval', metrics, protocol, tb_prefix=prefix))
+    log(f'step {step} eval ({kind}): ' + ', '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
+  writer.close()
+  with open(os.path.join(workdir, f'eval_{step:07d}.json'), 'w') as f:
+    json.dump(records, f, indent=2)
+  return records

@@ -1,0 +1,157 @@
+"""The pure steps: what each changes, determinism, no retracing, and the equivalences
+(8 devices = 1 device; steps_per_call = k equals k single calls)."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax import configs, steps, train
+
+
+def tiny_config(**changes):
+  c = configs.toy_config()
+  c.data.batch_size = 32
+  c.model.g.hidden = (32, 32)
+  c.model.d.hidden = (32, 32)
+  c.train.steps_per_call = 1
+  for key, value in changes.items():
+    section, field = key.split('__')
+    c[section][field] = value
+  return c
+
+
+def one_device():
+  return jax.devices()[:1]
+
+
+@pytest.fixture(scope='module')
+def exp():
+  return train.Experiment(tiny_config(), devices=one_device())
+
+
+def _changed(a, b):
+  return any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_d_step_changes_d_only(exp):
+  state = exp.init_state()
+  real = exp.data.sample(jax.random.key(0), 32)
+  new, metrics = jax.jit(lambda s, r, k: steps.d_step(exp.gan, s, r, k))(state, real,
+                                                                          jax.random.key(1))
+  assert _changed(state.d.params, new.d.params)
+  chex.assert_trees_all_equal(state.g, new.g)
+  chex.assert_trees_all_equal(state.g_ema, new.g_ema)
+  assert set(metrics) == {'d_loss', 'd_objective', 'd_penalty', 'd_real', 'd_fake', 'd_grad_norm'}
+  chex.assert_tree_all_finite(metrics)
+  chex.assert_shape(list(metrics.values()), [()] * len(metrics))
+
+
+def test_g_step_changes_g_only(exp):
+  state = exp.init_state()
+  real = exp.data.sample(jax.random.key(0), 32)
+  new, metrics = jax.jit(lambda s, r, k: steps.g_step(exp.gan, s, r, k))(state, real,
+                                                                          jax.random.key(1))
+  assert _changed(state.g.params, new.g.params)
+  chex.assert_trees_all_equal(state.d, new.d)
+  assert set(metrics) == {'g_loss', 'g_grad_norm'}
+  chex.assert_tree_all_finite(metrics)
+
+
+def test_iteration_counts_n_critic_and_ema():
+  exp = train.Experiment(tiny_config(optim__n_critic=3, optim__ema_decay=0.9),
+                         devices=one_device())
+  state = exp.init_state()
+  new, metrics = exp.train_fn(1)(jax.tree.map(jnp.copy, state), exp.loop_key)
+  assert int(new.step) == 1
+  # Adam's step count: 3 D updates and 1 G update.
+  assert int(new.d.opt_state[0][0].count) == 3
+  assert int(new.g.opt_state[0].count) == 1
+  expected = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * p, state.g_ema, new.g.params)
+  chex.assert_trees_all_close(new.g_ema, expected, rtol=1e-6)
+  chex.assert_shape(metrics['d_loss'], (1,))
+
+
+def test_steps_per_call_equals_single_calls(exp):
+  k = 4
+  state = exp.init_state()
+  fused, fused_metrics = exp.train_fn(k)(jax.tree.map(jnp.copy, state), exp.loop_key)
+  single = state
+  single_metrics = []
+  for _ in range(k):
+    single, m = exp.train_fn(1)(single, exp.loop_key)
+    single_metrics.append(m['g_loss'][0])
+  assert int(fused.step) == int(single.step) == k
+  chex.assert_trees_all_close(fused, single, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(fused_metrics['g_loss'], np.array(single_metrics), rtol=1e-6)
+
+
+def test_eight_devices_equal_one_device():
+  config = tiny_config(optim__n_critic=2)
+  results = []
+  for devices in (jax.devices()[:1], jax.devices()):
+    exp = train.Experiment(config, devices=devices)
+    state, metrics = exp.train_fn(2)(exp.init_state(), exp.loop_key)
+    results.append((jax.device_get(state), jax.device_get(metrics)))
+  (s1, m1), (s8, m8) = results
+  assert len(jax.devices()) == 8
+  chex.assert_trees_all_close(s1, s8, rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(m1, m8, rtol=1e-5, atol=1e-6)
+
+
+def test_eight_device_outputs_are_replicated_and_batches_sharded():
+  exp = train.Experiment(tiny_config(), devices=jax.devices())
+  state, metrics = exp.train_fn(1)(exp.init_state(), exp.loop_key)
+  for leaf in jax.tree.leaves((state, metrics)):
+    assert leaf.sharding.is_fully_replicated
+  hlo = exp.train_fn(1).lower(exp.init_state(), exp.loop_key).compile().as_text()
+  assert 'all-reduce' in hlo  # gradients are summed across the data shards
+
+
+def test_no_retrace_across_calls(exp):
+  traces = []
+  fn = jax.jit(lambda s, k: (traces.append(1), steps.train_call(exp.gan, s, k, num_steps=2))[1],
+               donate_argnums=0)
+  state = exp.init_state()
+  for _ in range(3):
+    state, _ = fn(state, exp.loop_key)
+  assert len(traces) == 1
+
+
+def test_deterministic_per_seed_and_different_across_seeds():
+  def run(seed):
+    c = tiny_config()
+    c.seed = seed
+    exp = train.Experiment(c, devices=one_device())
+    return jax.device_get(exp.train_fn(3)(exp.init_state(), exp.loop_key)[0])
+  a, b, c = run(0), run(0), run(1)
+  chex.assert_trees_all_equal(a, b)
+  assert _changed(a.g.params, c.g.params)
+
+
+@pytest.mark.parametrize('penalty', ['wgan_gp', 'r1', 'weight_clipping'])
+def test_penalties_in_the_step(penalty):
+  c = tiny_config(objective__name='wasserstein', penalty__name=penalty, penalty__weight=1.0)
+  if penalty == 'weight_clipping':
+    c.penalty.clip = 0.01
+  exp = train.Experiment(c, devices=one_device())
+  state, metrics = exp.train_fn(2)(exp.init_state(), exp.loop_key)
+  chex.assert_tree_all_finite(metrics)
+  if penalty == 'weight_clipping':
+    assert max(float(jnp.max(jnp.abs(p))) for p in jax.tree.leaves(state.d.params)) <= 0.01 + 1e-6
+    assert float(metrics['d_penalty'][-1]) == 0.0
+  else:
+    assert float(metrics['d_penalty'][-1]) > 0.0
+    np.testing.assert_allclose(metrics['d_loss'], metrics['d_objective'] + metrics['d_penalty'],
+                               rtol=1e-5)
+
+
+def test_batchnorm_statistics_are_carried():
+  c = tiny_config()
+  c.model.g.norm = 'batch'
+  c.model.d.norm = 'batch'
+  exp = train.Experiment(c, devices=one_device())
+  state = exp.init_state()
+  new, _ = exp.train_fn(1)(jax.tree.map(jnp.copy, state), exp.loop_key)
+  assert _changed(state.g.batch_stats, new.g.batch_stats)
+  assert _changed(state.d.batch_stats, new.d.batch_stats)
