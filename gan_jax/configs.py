@@ -79,6 +79,38 @@ def toy_config() -> ml_collections.ConfigDict:
   return c
 
 
+def image_config(dataset: str = 'mnist5k', image_size: int = 28) -> ml_collections.ConfigDict:
+  """The base config of image experiments: a DCGAN (Radford et al. 2016, arXiv:1511.06434) with
+  the non-saturating loss, Adam 2e-4, β = (0.5, 0.999), batch 64, on `dataset`.
+
+  Offline datasets take data.name, batch_size, split, image_size; tfds ones also data_dir (None:
+  tfds' default, ~/tensorflow_datasets or $TFDS_DATA_DIR) and download (False: never download).
+  """
+  c = toy_config()
+  c.data = ml_collections.ConfigDict({'name': dataset, 'batch_size': 64, 'split': 'train',
+                                      'image_size': image_size})
+  c.model = ml_collections.ConfigDict({
+      'generator': 'dcgan',
+      'discriminator': 'dcgan',
+      'z_dim': 100,
+      'g': {'channels': 64, 'norm': 'batch', 'conditioning': 'none'},
+      'd': {'channels': 64, 'norm': 'batch', 'conditioning': 'none', 'spectral_norm': False},
+  })
+  c.optim.update(g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999))
+  c.train.update(steps=10_000, steps_per_call=10, log_every=100, eval_every=1_000,
+                 checkpoint_every=1_000)
+  c.eval.metrics = ()
+  c.eval.num_samples = 64
+  return c
+
+
+def add_tfds_fields(c) -> ml_collections.ConfigDict:
+  """data.data_dir and data.download, the options of tfds datasets."""
+  c.data.data_dir = ml_collections.config_dict.placeholder(str)
+  c.data.download = False
+  return c
+
+
 # Fields that may change between the runs of one workdir: they change how long or how often,
 # not what is computed (steps_per_call = k equals k single calls).
 RESUMABLE_FIELDS = ('train.steps', 'train.steps_per_call', 'train.log_every', 'train.eval_every',

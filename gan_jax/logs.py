@@ -36,6 +36,11 @@ class MetricWriter:
     self.tb.flush()
     return record
 
+  def image(self, step: int, tag: str, image) -> None:
+    """An (H, W, C) image with values in [0, 1] to TensorBoard."""
+    self.tb.add_image(tag, np.asarray(image), int(step), dataformats='HWC')
+    self.tb.flush()
+
   def close(self):
     self.tb.close()
 

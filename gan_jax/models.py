@@ -1,9 +1,10 @@
 """Generator and discriminator architectures (Flax Linen), chosen by name.
 
-Contracts: a generator maps z (B, z_dim) to samples (B, *data_shape); a discriminator maps samples
-to one output per example, shape (B,): a logit, a critic value, or (EBGAN) an energy. Modules
-take `train` so normalisation layers can use batch statistics in training and running averages
-when sampling. Select with `GENERATORS[name]` / `DISCRIMINATORS[name]`; options come from
+Contracts: a generator maps (z (B, z_dim), labels (B,) or None) to samples (B, *data_shape); a
+discriminator maps (samples, labels or None) to one output per example, shape (B,): a logit, a
+critic value, or (EBGAN) an energy; with AC-GAN conditioning, (B, 1 + num_classes). Modules take
+`train` so normalisation layers use batch statistics in training and running averages when
+sampling. Select with `GENERATORS[name]` / `DISCRIMINATORS[name]`; options come from
 `config.model.g` / `config.model.d`.
 """
 import functools
@@ -12,6 +13,8 @@ from typing import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+
+from gan_jax import image_models
 
 ACTIVATIONS = {
     'relu': nn.relu,
@@ -60,7 +63,8 @@ class MLPGenerator(nn.Module):
   output_activation: str = 'none'
 
   @nn.compact
-  def __call__(self, z, train: bool = True):
+  def __call__(self, z, labels=None, train: bool = True):
+    del labels  # unconditional
     _check_choice('output activation', self.output_activation, OUTPUT_ACTIVATIONS)
     x = MLP(self.hidden, self.activation, self.norm)(z, train)
     x = nn.Dense(math.prod(self.data_shape))(x)
@@ -76,7 +80,8 @@ class MLPDiscriminator(nn.Module):
   norm: str = 'none'
 
   @nn.compact
-  def __call__(self, x, train: bool = True):
+  def __call__(self, x, labels=None, train: bool = True):
+    del labels  # unconditional
     x = x.reshape((x.shape[0], -1))
     x = MLP(self.hidden, self.activation, self.norm)(x, train)
     return nn.Dense(1)(x)[:, 0]
@@ -94,7 +99,8 @@ class MLPAutoencoderDiscriminator(nn.Module):
   norm: str = 'none'
 
   @nn.compact
-  def __call__(self, x, train: bool = True):
+  def __call__(self, x, labels=None, train: bool = True):
+    del labels  # unconditional
     flat = x.reshape((x.shape[0], -1))
     h = MLP(self.hidden, self.activation, self.norm)(flat, train)
     code = nn.Dense(self.code_dim)(h)
@@ -105,9 +111,14 @@ class MLPAutoencoderDiscriminator(nn.Module):
 
 GENERATORS = {
     'mlp': MLPGenerator,
+    'dcgan': image_models.DCGANGenerator,
+    'resnet': image_models.ResNetGenerator,
 }
 
 DISCRIMINATORS = {
     'mlp': MLPDiscriminator,
     'mlp_autoencoder': MLPAutoencoderDiscriminator,
+    'dcgan': image_models.DCGANDiscriminator,
+    'dcgan_autoencoder': image_models.DCGANAutoencoderDiscriminator,
+    'resnet': image_models.ResNetDiscriminator,
 }

@@ -44,3 +44,30 @@ def plot_toy(path: str, real, fake, d_fn=None, title: str = '') -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=90)
   plt.close(fig)
+
+
+def image_grid(images, columns: int, pad: int = 1):
+  """(N, H, W, C) images in [-1, 1] -> one (rows·(H+pad), columns·(W+pad), 3) array in [0, 1]."""
+  images = np.clip((np.asarray(images, np.float32) + 1) / 2, 0, 1)
+  if images.shape[-1] == 1:
+    images = np.repeat(images, 3, axis=-1)
+  n, h, w, c = images.shape
+  rows = -(-n // columns)
+  grid = np.ones((rows * (h + pad) + pad, columns * (w + pad) + pad, c), np.float32)
+  for i, image in enumerate(images):
+    r, col = divmod(i, columns)
+    grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = image
+  return grid
+
+
+def save_image_panels(path: str, panels, title: str = '') -> None:
+  """Side-by-side image grids [(label, grid)] in one PNG (e.g. the EMA and the raw generator)."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.8), squeeze=False)
+  for ax, (label, grid) in zip(axes[0], panels):
+    ax.imshow(grid, interpolation='nearest')
+    ax.set_title(f'{label} generator')
+    ax.axis('off')
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

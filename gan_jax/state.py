@@ -53,9 +53,9 @@ def make_optimizer(name: str, lr: float, betas, schedule: str = 'constant',
   return OPTIMIZERS[name](lr, b1, b2)
 
 
-def init_net(module, tx, key, example_input) -> NetState:
-  """Initialises `module` on `example_input` and its optimizer."""
-  variables = module.init(key, example_input, train=False)
+def init_net(module, tx, key, example_input, example_labels=None) -> NetState:
+  """Initialises `module` on `example_input` (and labels, if conditional) and its optimizer."""
+  variables = module.init(key, example_input, example_labels, train=False)
   params = variables['params']
   return NetState(params=params, batch_stats=variables.get('batch_stats', {}),
                   opt_state=tx.init(params))

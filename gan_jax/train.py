@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from gan_jax import checkpoints, configs, logs, plots, sharding, steps, toy_data
+from gan_jax import checkpoints, configs, input_pipeline, logs, plots, sharding, steps, toy_data
 from gan_jax.metrics import mode_metrics
 
 EVAL_METRICS = ('modes',)
@@ -52,13 +52,27 @@ class _Preemption:
       signal.signal(signal.SIGTERM, self._previous)
 
 
+def load_data(data_config):
+  """The dataset named by config.data: a toy distribution (sampled in-jit) or an image dataset."""
+  name = data_config.name
+  if name in toy_data.DATASETS:
+    return configs.choose(toy_data.get, 'data', data_config, skip=('batch_size',))
+  valid = dict.fromkeys(list(toy_data.DATASETS) + list(input_pipeline.DATASETS))
+  configs.lookup(valid, 'data.name', name)
+  try:
+    return configs.choose(input_pipeline.get, 'data', data_config, skip=('batch_size',))
+  except input_pipeline.DatasetUnavailable as e:
+    raise configs.ConfigError(str(e)) from None
+
+
 class Experiment:
   """A config resolved into data, mesh, GAN spec, keys and jitted functions."""
 
   def __init__(self, config, devices=None):
     configs.check(config)
     self.config = config
-    self.data = configs.choose(toy_data.get, 'data', config.data, skip=('batch_size',))
+    self.data = load_data(config.data)
+    self.is_toy = isinstance(self.data, toy_data.ToyDataset)
     self.mesh = sharding.make_mesh(devices)
     if config.data.batch_size % self.mesh.size:
       raise configs.ConfigError(
@@ -66,14 +80,21 @@ class Experiment:
           f'devices ({self.mesh.size})')
     for metric in config.eval.metrics:
       configs.lookup(dict.fromkeys(EVAL_METRICS), 'eval.metrics', metric)
-      if metric == 'modes' and self.data.centers is None:
+      if metric == 'modes' and getattr(self.data, 'centers', None) is None:
         raise configs.ConfigError(f"config.eval.metrics: 'modes' needs a mixture dataset, and "
                                   f'{self.data.name!r} has no modes; set config.eval.metrics=()')
     for kind in config.eval.generators:
       configs.lookup(dict.fromkeys(GENERATOR_KINDS), 'eval.generators', kind)
-    self.gan = steps.build_gan(config, (self.data.dim,), self.data.sample,
-                               sharding.batch_constraint(self.mesh))
+    if self.is_toy:
+      self.gan = steps.build_gan(config, (self.data.dim,), self.data.sample,
+                                 sharding.batch_constraint(self.mesh))
+    else:
+      self.gan = steps.build_gan(config, self.data.image_shape, None,
+                                 sharding.batch_constraint(self.mesh), self.data.num_classes)
     self.repl = sharding.replicated(self.mesh)
+    # Host-fed batches (num_steps, n_critic, B, ...) are split along B.
+    self.batch_sharding = jax.sharding.NamedSharding(
+        self.mesh, jax.sharding.PartitionSpec(None, None, sharding.DATA_AXIS))
     self.init_key, self.loop_key, self.eval_key = jax.random.split(jax.random.key(config.seed), 3)
     configs.call(lambda: jax.eval_shape(functools.partial(steps.create_state, self.gan),
                                         self.init_key), 'model')
@@ -84,30 +105,63 @@ class Experiment:
     return create(self.init_key)
 
   def train_fn(self, num_steps: int):
-    """The jitted `train_call` for `num_steps` iterations: state replicated and donated."""
+    """The jitted `train_call` for `num_steps` iterations: state replicated and donated.
+
+    Called as fn(state, loop_key) for toy data, fn(state, loop_key, batches) for host-fed data.
+    """
     if num_steps not in self._train_fns:
+      in_shardings = (self.repl, self.repl) + (() if self.is_toy else (self.batch_sharding,))
       self._train_fns[num_steps] = jax.jit(
           functools.partial(steps.train_call, self.gan, num_steps=num_steps),
-          in_shardings=(self.repl, self.repl), out_shardings=(self.repl, self.repl),
-          donate_argnums=0)
+          in_shardings=in_shardings, out_shardings=(self.repl, self.repl), donate_argnums=0)
     return self._train_fns[num_steps]
+
+  def batch_stream(self, start_step: int):
+    """Iterator of this host's batches for calls of n iterations, from iteration `start_step`.
+
+    Yields nothing useful for toy data (drawn in-jit); for images, `take(n)` returns the global
+    {'x': (n, n_critic, B, H, W, C), 'label': (n, n_critic, B)} arrays, sharded along B.
+    """
+    if self.is_toy:
+      return None
+    n_critic = self.config.optim.n_critic
+    stream = self.data.batches(self.config.data.batch_size, seed=self.config.seed,
+                               start_step=start_step * n_critic,
+                               process_index=jax.process_index(),
+                               process_count=jax.process_count())
+
+    def take(n):
+      local = [next(stream) for _ in range(n * n_critic)]
+      stack = lambda k: np.stack([b[k] for b in local]).reshape(
+          (n, n_critic) + local[0][k].shape)
+      batch = {'x': stack('image'), 'label': stack('label')}
+      return {k: jax.make_array_from_process_local_data(self.batch_sharding, v)
+              for k, v in batch.items()}
+
+    return take
 
   @functools.cached_property
   def _sample(self):
     gan = self.gan
-    return jax.jit(lambda params, stats, key, n: steps.generate(gan, params, stats,
-                                                                steps.sample_z(gan, key, n)),
-                   static_argnums=3)
+
+    def sample(params, stats, key, labels, n):
+      return steps.generate(gan, params, stats, steps.sample_z(gan, key, n), labels)
+
+    return jax.jit(sample, static_argnums=4)
 
   @functools.cached_property
   def _discriminate(self):
     gan = self.gan
-    return jax.jit(lambda d, x: steps.apply_net(gan.discriminator, d.params, d.batch_stats, x,
-                                                train=False)[0])
+    return jax.jit(lambda d, x: steps.discriminate(gan, d.params, d.batch_stats, x, None,
+                                                   train=False)[0])
 
-  def samples(self, state, kind: str, n: int):
+  def samples(self, state, kind: str, n: int, labels=None):
+    """n samples of the `kind` ('ema' or 'raw') generator from the fixed eval noise."""
     params = state.g_ema if kind == 'ema' else state.g.params
-    return np.asarray(self._sample(params, state.g.batch_stats, self.eval_key, n))
+    if self.gan.num_classes and labels is None:
+      labels = np.arange(n) % self.gan.num_classes
+    labels = None if labels is None else jnp.asarray(labels, jnp.int32)
+    return np.asarray(self._sample(params, state.g.batch_stats, self.eval_key, labels, n))
 
   def evaluate(self, state, n: int) -> list:
     """[(kind, metrics, protocol)] for each generator in config.eval.generators."""
@@ -122,13 +176,27 @@ class Experiment:
       results.append((kind, metrics, protocol))
     return results
 
-  def plot(self, state, path: str, title: str) -> None:
+  def plot(self, state, path: str, title: str):
+    """Writes the eval figure to `path`; returns the image grid (for TensorBoard) or None."""
+    if not self.is_toy:
+      return self._plot_images(state, path, title)
     n = self.config.eval.num_samples
     kind = self.config.eval.generators[0] if self.config.eval.generators else 'ema'
     fake = self.samples(state, kind, n)
     real = np.asarray(self.data.sample(jax.random.fold_in(self.eval_key, 1), n))
     d_fn = lambda x: self._discriminate(state.d, jnp.asarray(x))
     plots.plot_toy(path, real, fake, d_fn, f'{title} ({kind} generator)')
+    return None
+
+  def _plot_images(self, state, path: str, title: str):
+    """A fixed-noise sample grid per generator (EMA beside raw); conditional: a row per class."""
+    classes = self.gan.num_classes
+    rows = classes if 0 < classes <= 20 else 8
+    labels = np.repeat(np.arange(rows), 8) % classes if classes else None
+    grids = [(kind, plots.image_grid(self.samples(state, kind, rows * 8, labels), 8))
+             for kind in (self.config.eval.generators or ('ema',))]
+    plots.save_image_panels(path, grids, title)
+    return grids[0][1]
 
 
 def _prepare_workdir(workdir: str, config, overwrite: bool) -> None:
@@ -186,6 +254,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
     log(f'the run in {workdir} is already complete (step {step}, config.train.steps={t.steps}); '
         'raise --config.train.steps to train on, or pass --overwrite to start over')
   writer = logs.MetricWriter(workdir)
+  take_batches = exp.batch_stream(step)
+  examples_per_step = config.data.batch_size * config.optim.n_critic
   result = {'train': None, 'eval': [], 'preempted': False}
   pending = []  # (first step, device metrics) of calls not yet read back
   window = []   # host records (step, metrics) since the last train log
@@ -213,9 +283,11 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
     means = {k: float(np.mean([m[k] for _, m in window])) for k in window[-1][1]}
     window.clear()
     means['steps_per_sec'] = (step - window_start) / max(now - window_time, 1e-9)
+    means['examples_per_sec'] = means['steps_per_sec'] * examples_per_step
     window_start, window_time = step, now
     result['train'] = writer.write(step, 'train', means)
-    bar.set_postfix(d_loss=f'{means["d_loss"]:.3f}', g_loss=f'{means["g_loss"]:.3f}')
+    bar.set_postfix(d_loss=f'{means["d_loss"]:.3f}', g_loss=f'{means["g_loss"]:.3f}',
+                    ex_per_s=f'{means["examples_per_sec"]:.0f}')
 
   def run_eval():
     result['eval'] = []
@@ -224,14 +296,17 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
       result['eval'].append(writer.write(step, 'eval', metrics, protocol, tb_prefix=prefix))
       if metrics:
         log(f'step {step} eval ({kind}): ' + ', '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
-    exp.plot(state, os.path.join(workdir, 'samples', f'step_{step:07d}.png'), f'step {step}')
+    grid = exp.plot(state, os.path.join(workdir, 'samples', f'step_{step:07d}.png'), f'step {step}')
+    if grid is not None:
+      writer.image(step, 'samples', grid)
 
   with _Preemption() as preemption, tqdm(total=t.steps, initial=step, unit='it',
                                          dynamic_ncols=True, mininterval=1.0) as bar:
     try:
       while step < t.steps:
         n = min(t.steps_per_call - step % t.steps_per_call, t.steps - step)
-        state, metrics = exp.train_fn(n)(state, exp.loop_key)
+        batches = () if take_batches is None else (take_batches(n),)
+        state, metrics = exp.train_fn(n)(state, exp.loop_key, *batches)
         pending.append((step, metrics))
         step += n
         bar.update(n)

@@ -37,7 +37,7 @@ def _changed(a, b):
 def test_d_step_changes_d_only(exp):
   state = exp.init_state()
   real = exp.data.sample(jax.random.key(0), 32)
-  new, metrics = jax.jit(lambda s, r, k: steps.d_step(exp.gan, s, r, k))(state, real,
+  new, metrics = jax.jit(lambda s, r, k: steps.d_step(exp.gan, s, {'x': r}, k))(state, real,
                                                                           jax.random.key(1))
   assert _changed(state.d.params, new.d.params)
   chex.assert_trees_all_equal(state.g, new.g)
@@ -50,7 +50,7 @@ def test_d_step_changes_d_only(exp):
 def test_g_step_changes_g_only(exp):
   state = exp.init_state()
   real = exp.data.sample(jax.random.key(0), 32)
-  new, metrics = jax.jit(lambda s, r, k: steps.g_step(exp.gan, s, r, k))(state, real,
+  new, metrics = jax.jit(lambda s, r, k: steps.g_step(exp.gan, s, {'x': r}, k))(state, real,
                                                                           jax.random.key(1))
   assert _changed(state.g.params, new.g.params)
   chex.assert_trees_all_equal(state.d, new.d)

@@ -1,0 +1,311 @@
+"""Image generators and discriminators (NHWC, values in [-1, 1]): DCGAN, the CIFAR ResNet of
+WGAN-GP / SNGAN, the EBGAN autoencoder, with class conditioning. Registered in models.py.
+
+Every strided, transposed and 3×3 conv is a `layers` conv whose derivatives of every order XLA:CPU
+runs fast (tests prove them equal to nn.Conv / nn.ConvTranspose).
+
+Conditioning (labels (B,) int, `num_classes` > 0):
+  G 'concat'     one-hot label concatenated to z (Mirza & Osindero 2014, arXiv:1411.1784).
+  G 'cbn'        conditional BatchNorm: per-class scale and shift (de Vries et al. 2017,
+                 arXiv:1707.00683; Miyato & Koyama 2018).
+  D 'concat'     one-hot label broadcast as extra input channels (Mirza & Osindero 2014).
+  D 'projection' output = ψ(h) + ⟨embed(y), h⟩ on the final features h (Miyato & Koyama 2018,
+                 arXiv:1802.05637).
+  D 'acgan'      an auxiliary classifier head: output (B, 1 + num_classes) (Odena et al. 2017,
+                 arXiv:1610.09585); the steps add its cross-entropy to both losses.
+"""
+import functools
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gan_jax import layers
+
+INITS = {
+    'normal': layers.dcgan_init,                       # N(0, 0.02²), DCGAN
+    'orthogonal': nn.initializers.orthogonal(),        # BigGAN
+    'xavier': nn.initializers.xavier_uniform(),        # SNGAN's ResNet
+}
+G_CONDITIONING = ('none', 'concat', 'cbn')
+D_CONDITIONING = ('none', 'concat', 'projection', 'acgan')
+D_NORMS = ('none', 'batch', 'layer')
+
+
+def _check(kind, value, choices):
+  if value not in choices:
+    raise ValueError(f'unknown {kind} {value!r}; valid choices: {", ".join(choices)}')
+
+
+class ConditionalBatchNorm(nn.Module):
+  """BatchNorm whose scale and shift are looked up per class: γ_y·x̂ + β_y (γ initialised to 1)."""
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, x, labels, train: bool):
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, use_scale=False,
+                     use_bias=False)(x)
+    c = x.shape[-1]
+    gamma = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.ones)(labels)
+    beta = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.zeros)(labels)
+    return x * gamma[:, None, None, :] + beta[:, None, None, :]
+
+
+class _GeneratorNorm(nn.Module):
+  """G's normalisation: BatchNorm, conditional BatchNorm (labels given), or none."""
+  norm: str
+  num_classes: int = 0
+
+  @nn.compact
+  def __call__(self, x, labels, train: bool):
+    if self.norm == 'cbn':
+      return ConditionalBatchNorm(self.num_classes)(x, labels, train)
+    if self.norm == 'batch':
+      return nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+    if self.norm == 'layer':
+      return nn.LayerNorm()(x)
+    return x
+
+
+def _num_doublings(size: int, base: int) -> int:
+  n = round(math.log2(size / base))
+  if base * 2 ** n != size:
+    raise ValueError(f'image size {size} is not {base}·2^k')
+  return n
+
+
+def _base(size: int) -> int:
+  """The smallest feature map: 7 for 28×28 (MNIST), 4 otherwise."""
+  return 7 if size % 7 == 0 else 4
+
+
+def _z_and_labels(z, labels, conditioning, num_classes):
+  if conditioning == 'concat':
+    return jnp.concatenate([z, jax.nn.one_hot(labels, num_classes, dtype=z.dtype)], axis=-1)
+  return z
+
+
+class DCGANGenerator(nn.Module):
+  """DCGAN G (Radford et al. 2016, arXiv:1511.06434): Dense to base×base×(ch·2^k), then k
+  transposed 4×4 stride-2 convs halving the channels, BN + ReLU between, tanh at the end.
+  base = 7 for 28×28, 4 for 32×32 and 64×64."""
+  data_shape: Sequence[int]
+  channels: int = 64
+  norm: str = 'batch'           # 'batch' | 'layer' | 'none'; conditioning='cbn' makes it per class
+  conditioning: str = 'none'
+  num_classes: int = 0
+  initializer: str = 'normal'
+
+  @nn.compact
+  def __call__(self, z, labels=None, train: bool = True):
+    _check('conditioning', self.conditioning, G_CONDITIONING)
+    _check('initializer', self.initializer, INITS)
+    h, w, c = self.data_shape
+    base = _base(h)
+    ups = _num_doublings(h, base)
+    kinit = INITS[self.initializer]
+    norm = functools.partial(_GeneratorNorm, 'cbn' if self.conditioning == 'cbn' else self.norm,
+                             self.num_classes)
+    x = _z_and_labels(z, labels, self.conditioning, self.num_classes)
+    width = self.channels * 2 ** (ups - 1)
+    x = nn.Dense(base * base * width, kernel_init=kinit)(x).reshape(-1, base, base, width)
+    x = nn.relu(norm()(x, labels, train))
+    for i in range(ups - 1):
+      width //= 2
+      x = layers.UpConv(width, kernel_init=kinit)(x)
+      x = nn.relu(norm()(x, labels, train))
+    x = layers.UpConv(c, kernel_init=kinit)(x)
+    return jnp.tanh(x)
+
+
+class _DiscriminatorHead(nn.Module):
+  """The last layer of D on features h (B, F): plain, projection, or AC-GAN."""
+  conditioning: str
+  num_classes: int
+  spectral_norm: bool
+  kernel_init: nn.initializers.Initializer
+
+  @nn.compact
+  def __call__(self, h, labels, train: bool):
+    dense = lambda n: layers.spectral_norm(nn.Dense(n, kernel_init=self.kernel_init),
+                                           self.spectral_norm)
+    out = dense(1)(h, train)[:, 0]
+    if self.conditioning == 'projection':
+      embed = nn.Embed(self.num_classes, h.shape[-1], embedding_init=self.kernel_init)(labels)
+      out = out + jnp.sum(embed * h, axis=-1)
+    if self.conditioning == 'acgan':
+      return jnp.concatenate([out[:, None], dense(self.num_classes)(h, train)], axis=-1)
+    return out
+
+
+def _input_with_labels(x, labels, conditioning, num_classes):
+  if conditioning == 'concat':
+    onehot = jax.nn.one_hot(labels, num_classes, dtype=x.dtype)[:, None, None, :]
+    return jnp.concatenate([x, jnp.broadcast_to(onehot, x.shape[:3] + (num_classes,))], axis=-1)
+  return x
+
+
+class DCGANDiscriminator(nn.Module):
+  """DCGAN D: k 4×4 stride-2 convs doubling the channels down to base×base, LeakyReLU(0.2), norm
+  on all but the first, then flatten → (minibatch discrimination) → Dense(1). Options: spectral
+  norm on every layer (Miyato et al. 2018), minibatch stddev channel (Karras et al. 2018) before
+  the last conv stage's output, minibatch discrimination (Salimans et al. 2016)."""
+  channels: int = 64
+  norm: str = 'batch'
+  spectral_norm: bool = False
+  minibatch_std: bool = False
+  minibatch_discrimination: int = 0   # number of kernels B; 0 = off
+  conditioning: str = 'none'
+  num_classes: int = 0
+  initializer: str = 'normal'
+
+  @nn.compact
+  def __call__(self, x, labels=None, train: bool = True):
+    _check('conditioning', self.conditioning, D_CONDITIONING)
+    _check('norm', self.norm, D_NORMS)
+    _check('initializer', self.initializer, INITS)
+    kinit = INITS[self.initializer]
+    x = _input_with_labels(x, labels, self.conditioning, self.num_classes)
+    downs = _num_doublings(x.shape[1], _base(x.shape[1]))
+    for i in range(downs):
+      x = layers.spectral_norm(layers.StridedConv(self.channels * 2 ** i, kernel_init=kinit),
+                               self.spectral_norm)(x, train)
+      if i > 0 and self.norm == 'batch':
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+      elif i > 0 and self.norm == 'layer':
+        x = nn.LayerNorm()(x)
+      x = nn.leaky_relu(x, 0.2)
+    if self.minibatch_std:
+      x = layers.MinibatchStdDev()(x)
+    h = x.reshape(x.shape[0], -1)
+    if self.minibatch_discrimination:
+      h = layers.MinibatchDiscrimination(self.minibatch_discrimination)(h)
+    return _DiscriminatorHead(self.conditioning, self.num_classes, self.spectral_norm,
+                              kinit)(h, labels, train)
+
+
+def _upsample(x):
+  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def _avg_pool(x):
+  b, h, w, c = x.shape
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+class _GBlock(nn.Module):
+  """ResNet G block: BN-ReLU-up-conv3-BN-ReLU-conv3, shortcut up-conv1 (Gulrajani et al. 2017)."""
+  features: int
+  norm: str
+  num_classes: int
+  kernel_init: nn.initializers.Initializer
+
+  @nn.compact
+  def __call__(self, x, labels, train):
+    norm = functools.partial(_GeneratorNorm, self.norm, self.num_classes)
+    h = _upsample(nn.relu(norm()(x, labels, train)))
+    h = layers.Conv(self.features, kernel_init=self.kernel_init)(h)
+    h = nn.relu(norm()(h, labels, train))
+    h = layers.Conv(self.features, kernel_init=self.kernel_init)(h)
+    return h + nn.Dense(self.features, kernel_init=self.kernel_init)(_upsample(x))
+
+
+class ResNetGenerator(nn.Module):
+  """The CIFAR ResNet G of WGAN-GP (Gulrajani et al. 2017, arXiv:1704.00028) and SNGAN (Miyato
+  et al. 2018): Dense to 4×4×ch, log2(H/4) upsampling residual blocks, BN-ReLU-conv3-tanh."""
+  data_shape: Sequence[int]
+  channels: int = 128
+  norm: str = 'batch'
+  conditioning: str = 'none'
+  num_classes: int = 0
+  initializer: str = 'xavier'
+
+  @nn.compact
+  def __call__(self, z, labels=None, train: bool = True):
+    _check('conditioning', self.conditioning, G_CONDITIONING)
+    _check('initializer', self.initializer, INITS)
+    h, w, c = self.data_shape
+    kinit = INITS[self.initializer]
+    norm = 'cbn' if self.conditioning == 'cbn' else self.norm
+    x = _z_and_labels(z, labels, self.conditioning, self.num_classes)
+    x = nn.Dense(16 * self.channels, kernel_init=kinit)(x).reshape(-1, 4, 4, self.channels)
+    for _ in range(_num_doublings(h, 4)):
+      x = _GBlock(self.channels, norm, self.num_classes, kinit)(x, labels, train)
+    x = nn.relu(_GeneratorNorm(norm, self.num_classes)(x, labels, train))
+    return jnp.tanh(layers.Conv(c, kernel_init=kinit)(x))
+
+
+class _DBlock(nn.Module):
+  """ResNet D block: ReLU-conv3-ReLU-conv3(-avgpool), shortcut conv1(-avgpool). The first block
+  ('optimized' in SNGAN) has no leading ReLU and pools its shortcut before the 1×1 conv."""
+  features: int
+  down: bool
+  first: bool
+  spectral_norm: bool
+  kernel_init: nn.initializers.Initializer
+
+  @nn.compact
+  def __call__(self, x, train):
+    sn = lambda layer: layers.spectral_norm(layer, self.spectral_norm)
+    conv = lambda: sn(layers.Conv(self.features, kernel_init=self.kernel_init))
+    h = x if self.first else nn.relu(x)
+    h = conv()(nn.relu(conv()(h, train)), train)
+    if self.down:
+      h = _avg_pool(h)
+    shortcut = x
+    if self.down or x.shape[-1] != self.features:
+      if self.first:
+        shortcut = sn(nn.Dense(self.features, kernel_init=self.kernel_init))(_avg_pool(x), train)
+      else:
+        shortcut = sn(nn.Dense(self.features, kernel_init=self.kernel_init))(x, train)
+        shortcut = _avg_pool(shortcut) if self.down else shortcut
+    return h + shortcut
+
+
+class ResNetDiscriminator(nn.Module):
+  """The CIFAR ResNet D of WGAN-GP / SNGAN: an optimized down block, one more down block, two
+  plain blocks, ReLU, global sum pooling, Dense(1) (or a projection / AC-GAN head). No
+  normalisation (the gradient penalty or spectral norm constrains it)."""
+  channels: int = 128
+  spectral_norm: bool = False
+  conditioning: str = 'none'
+  num_classes: int = 0
+  initializer: str = 'xavier'
+
+  @nn.compact
+  def __call__(self, x, labels=None, train: bool = True):
+    _check('conditioning', self.conditioning, D_CONDITIONING)
+    _check('initializer', self.initializer, INITS)
+    kinit = INITS[self.initializer]
+    x = _input_with_labels(x, labels, self.conditioning, self.num_classes)
+    blocks = [(True, True), (True, False), (False, False), (False, False)]
+    for down, first in blocks:
+      x = _DBlock(self.channels, down, first, self.spectral_norm, kinit)(x, train)
+    h = jnp.sum(nn.relu(x), axis=(1, 2))
+    return _DiscriminatorHead(self.conditioning, self.num_classes, self.spectral_norm,
+                              kinit)(h, labels, train)
+
+
+class DCGANAutoencoderDiscriminator(nn.Module):
+  """EBGAN's image discriminator (Zhao et al. 2017, arXiv:1609.03126, sec. 2.3): a conv encoder
+  (4×4 stride-2 convs) and a mirrored decoder (transposed convs); the energy is the per-example
+  mean squared reconstruction error, shape (B,)."""
+  channels: int = 64
+  conditioning: str = 'none'
+  num_classes: int = 0
+  initializer: str = 'normal'
+
+  @nn.compact
+  def __call__(self, x, labels=None, train: bool = True):
+    _check('conditioning', self.conditioning, ('none',))
+    kinit = INITS[self.initializer]
+    downs = _num_doublings(x.shape[1], _base(x.shape[1]))
+    h = x
+    for i in range(downs):
+      h = nn.leaky_relu(layers.StridedConv(self.channels * 2 ** i, kernel_init=kinit)(h), 0.2)
+    for i in reversed(range(downs - 1)):
+      h = nn.leaky_relu(layers.UpConv(self.channels * 2 ** i, kernel_init=kinit)(h), 0.2)
+    recon = layers.UpConv(x.shape[-1], kernel_init=kinit)(h)
+    return jnp.mean((recon - x) ** 2, axis=(1, 2, 3))
