@@ -23,6 +23,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/steps_per_call.py
+	$(PY) benchmarks/image_throughput.py
 
 clean:
 	rm -rf runs $(VENV)

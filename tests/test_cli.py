@@ -68,3 +68,13 @@ def test_workdir_of_another_run(tmp_path):
   assert last.startswith(f'error: workdir {tmp_path} holds a run of another config (it differs in '
                          'data.name, objective.name); use another --workdir, or pass --overwrite')
   assert os.listdir(tmp_path / 'checkpoints') == ['2']  # the old run is untouched
+
+
+def test_missing_tfds_dataset(tmp_path):
+  result = main('--config=experiments/wgan_cifar.py', f'--config.data.data_dir={tmp_path}/none',
+                workdir=tmp_path / 'run')
+  assert result.returncode != 0 and 'Traceback' not in result.stderr
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"error: tfds dataset 'cifar10' is not prepared in data_dir "
+                         f"'{tmp_path}/none'")
+  assert 'tfds build cifar10' in last and 'mnist5k' in last

@@ -1,0 +1,108 @@
+"""Images per second of the bare jitted training iteration for the image workloads of issue 3.
+
+Workloads (32×32×3, batch 64): DCGAN non-saturating; DCGAN WGAN-GP with n_critic 5; the CIFAR
+ResNet of wgan_cifar.py (WGAN-GP, n_critic 5, 128 channels) and sngan_cifar.py (hinge + spectral
+norm). The networks and losses are those of the experiment files; the data is the offline
+stacked_mnist padded to 32×32×3 (the same shapes as CIFAR-10, no download). "Images/s" counts real
+images through D: batch × n_critic per iteration. Median of repeated timings after a warm-up call;
+all workloads in one run; writes the table into benchmarks/RESULTS.md.
+
+  python benchmarks/image_throughput.py [--repeats 3] [--iterations 5]
+"""
+import argparse
+import datetime
+import os
+import statistics
+import time
+
+import jax
+from absl import logging
+
+from steps_per_call import load_config, machine  # pylint: disable=g-bad-import-order
+from gan_jax import train
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BEGIN, END = '<!-- image_throughput:begin -->', '<!-- image_throughput:end -->'
+
+
+def workloads():
+  def on_offline_data(name, **changes):
+    c = load_config(os.path.join(ROOT, 'experiments', name))
+    c.data = {'name': 'stacked_mnist', 'batch_size': 64, 'split': 'train', 'image_size': 32,
+              'num_examples': 2048}
+    for key, value in changes.items():
+      section, field = key.split('__')
+      c[section][field] = value
+    return c
+  return {
+      'DCGAN, non-saturating (dcgan_cifar.py)': on_offline_data('dcgan_cifar.py'),
+      'DCGAN, WGAN-GP, n_critic 5': on_offline_data(
+          'dcgan_cifar.py', objective__name='wasserstein', penalty__name='wgan_gp',
+          penalty__weight=10.0, optim__n_critic=5),
+      'ResNet, WGAN-GP, n_critic 5 (wgan_cifar.py)': on_offline_data('wgan_cifar.py'),
+      'ResNet, hinge + SN, n_critic 5 (sngan_cifar.py)': on_offline_data('sngan_cifar.py'),
+  }
+
+
+def images_per_second(config, iterations, repeats):
+  config.train.steps_per_call = iterations
+  exp = train.Experiment(config)
+  fn = exp.train_fn(iterations)
+  take = exp.batch_stream(0)
+  state = exp.init_state()
+  start = time.perf_counter()
+  state, _ = fn(state, exp.loop_key, take(iterations))
+  jax.block_until_ready(state)
+  compile_and_first = time.perf_counter() - start
+  rates = []
+  for _ in range(repeats):
+    batches = take(iterations)
+    jax.block_until_ready(batches)
+    start = time.perf_counter()
+    state, _ = fn(state, exp.loop_key, batches)
+    jax.block_until_ready(state)
+    seconds = time.perf_counter() - start
+    rates.append(iterations * config.data.batch_size * config.optim.n_critic / seconds)
+  return statistics.median(rates), rates, compile_and_first
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--iterations', type=int, default=3)
+  parser.add_argument('--repeats', type=int, default=3)
+  args = parser.parse_args()
+  logging.set_verbosity(logging.WARNING)
+  rows = []
+  for name, config in workloads().items():
+    median, rates, first = images_per_second(config, args.iterations, args.repeats)
+    rows.append((name, median, rates, first, config.optim.n_critic))
+    print(f'{name}: {median:.0f} images/s (runs {", ".join(f"{r:.0f}" for r in rates)}); '
+          f'compile + first call {first:.1f} s', flush=True)
+  table = '\n'.join([
+      BEGIN,
+      '## Images per second of the jitted training iteration (32×32×3, batch 64)',
+      '',
+      f'`python benchmarks/image_throughput.py` ({datetime.date.today()}; {machine()}). Bare '
+      f'jitted iteration ({args.iterations} iterations per call in one `lax.scan`), median of '
+      f'{args.repeats} calls after a warm-up call; images/s = real images through D per second '
+      '(batch × n_critic per iteration). Conv layers: the fast rewrites of `gan_jax/layers.py`.',
+      '',
+      '| workload | n_critic | images/s (median) | runs | compile + first call, s |',
+      '|---|---:|---:|---|---:|',
+      *(f'| {n} | {k} | {m:.0f} | {", ".join(f"{r:.0f}" for r in rs)} | {f:.1f} |'
+        for n, m, rs, f, k in rows),
+      END])
+  path = os.path.join(HERE, 'RESULTS.md')
+  text = open(path).read() if os.path.exists(path) else '# Benchmark results\n\n'
+  if BEGIN in text:
+    text = text[:text.index(BEGIN)] + table + text[text.index(END) + len(END):]
+  else:
+    text = text.rstrip('\n') + '\n\n' + table + '\n'
+  with open(path, 'w') as f:
+    f.write(text)
+  print(table)
+
+
+if __name__ == '__main__':
+  main()
