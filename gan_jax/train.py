@@ -59,10 +59,13 @@ def load_data(data_config):
     return configs.choose(toy_data.get, 'data', data_config, skip=('batch_size',))
   valid = dict.fromkeys(list(toy_data.DATASETS) + list(input_pipeline.DATASETS))
   configs.lookup(valid, 'data.name', name)
+  options = {k: v for k, v in data_config.items() if k not in ('name', 'batch_size')}
   try:
-    return configs.choose(input_pipeline.get, 'data', data_config, skip=('batch_size',))
-  except input_pipeline.DatasetUnavailable as e:
+    return input_pipeline.get(name, **options)
+  except input_pipeline.DatasetUnavailable as e:  # already one sentence saying what to do
     raise configs.ConfigError(str(e)) from None
+  except (ValueError, TypeError) as e:
+    raise configs.ConfigError(f'config.data: {e}') from None
 
 
 class Experiment:
@@ -224,6 +227,17 @@ def _prepare_workdir(workdir: str, config, overwrite: bool) -> None:
     json.dump(new, f, indent=2)
 
 
+def _write_eval(writer, step: int, results: list, log) -> list:
+  """Writes and prints the eval records [(generator kind, metrics, protocol)] that have metrics."""
+  records = []
+  for kind, metrics, protocol in results:
+    if metrics:
+      prefix = 'eval' if kind == 'ema' else f'eval_{kind}'
+      records.append(writer.write(step, 'eval', metrics, protocol, tb_prefix=prefix))
+      log(f'step {step} eval ({kind}): ' + ', '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
+  return records
+
+
 def _first_nonfinite(records: list):
   """(step, name, value) of the first non-finite metric in host records, or None."""
   for step, metrics in records:
@@ -290,12 +304,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
                     ex_per_s=f'{means["examples_per_sec"]:.0f}')
 
   def run_eval():
-    result['eval'] = []
-    for kind, metrics, protocol in exp.evaluate(state, config.eval.num_samples):
-      prefix = 'eval' if kind == 'ema' else f'eval_{kind}'
-      result['eval'].append(writer.write(step, 'eval', metrics, protocol, tb_prefix=prefix))
-      if metrics:
-        log(f'step {step} eval ({kind}): ' + ', '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
+    result['eval'] = _write_eval(writer, step, exp.evaluate(state, config.eval.num_samples), log)
     grid = exp.plot(state, os.path.join(workdir, 'samples', f'step_{step:07d}.png'), f'step {step}')
     if grid is not None:
       writer.image(step, 'samples', grid)
@@ -347,11 +356,7 @@ def evaluate_workdir(config, workdir: str, num_samples: int = None, log=tqdm.wri
   step = int(jax.device_get(state.step))
   n = num_samples or config.eval.num_samples
   writer = logs.MetricWriter(workdir)
-  records = []
-  for kind, metrics, protocol in exp.evaluate(state, n):
-    prefix = 'eval' if kind == 'ema' else f'eval_{kind}'
-    records.append(writer.write(step, 'eval', metrics, protocol, tb_prefix=prefix))
-    log(f'step {step} eval ({kind}): ' + ', '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
+  records = _write_eval(writer, step, exp.evaluate(state, n), log)
   writer.close()
   with open(os.path.join(workdir, f'eval_{step:07d}.json'), 'w') as f:
     json.dump(records, f, indent=2)

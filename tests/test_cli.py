@@ -21,15 +21,16 @@ BAD = {
     'objective': (['--config=experiments/gan_ring.py', '--config.objective.name=hing'],
                   "error: config.objective.name: unknown objective 'hing'; valid objectives: "
                   'ebgan, hinge, least_squares, minimax, non_saturating, wasserstein'),
-    'architecture': (['--config=experiments/gan_ring.py', '--config.model.discriminator=resnet'],
-                     "error: config.model.discriminator='resnet' is not known; valid choices: "
-                     'mlp, mlp_autoencoder'),
+    'architecture': (['--config=experiments/gan_ring.py', '--config.model.discriminator=resnet9'],
+                     "error: config.model.discriminator='resnet9' is not known; valid choices: "
+                     'dcgan, dcgan_autoencoder, mlp, mlp_autoencoder, resnet'),
     'optimizer': (['--config=experiments/gan_ring.py', '--config.optim.d_optimizer=adamw2'],
                   "error: config.optim.d_optimizer: unknown optimizer 'adamw2'; valid optimizers: "
                   'adam, rmsprop, sgd'),
     'dataset': (['--config=experiments/gan_ring.py', '--config.data.name=rings'],
-                "error: config.data.name: unknown dataset 'rings'; valid datasets: grid, "
-                'mixture_1d, ring, swiss_roll'),
+                "error: config.data.name='rings' is not known; valid choices: celeb_a, cifar10, "
+                'digits, fashion_mnist, grid, mixture_1d, mnist, mnist5k, ring, stacked_mnist, '
+                'svhn_cropped, swiss_roll'),
     'penalty': (['--config=experiments/gan_ring.py', '--config.penalty.name=gp'],
                 "error: config.penalty.name: unknown penalty 'gp'; valid penalties: none, r1, "
                 'weight_clipping, wgan_gp'),
