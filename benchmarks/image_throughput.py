@@ -46,7 +46,8 @@ def workloads():
 
 
 def images_per_second(config, iterations, repeats):
-  config.train.steps_per_call = iterations
+  config.train.update(steps_per_call=iterations, log_every=iterations, eval_every=iterations,
+                      checkpoint_every=iterations)
   exp = train.Experiment(config)
   fn = exp.train_fn(iterations)
   take = exp.batch_stream(0)
@@ -83,8 +84,9 @@ def main():
       BEGIN,
       '## Images per second of the jitted training iteration (32×32×3, batch 64)',
       '',
-      f'`python benchmarks/image_throughput.py` ({datetime.date.today()}; {machine()}). Bare '
-      f'jitted iteration ({args.iterations} iterations per call in one `lax.scan`), median of '
+      f'`python benchmarks/image_throughput.py --iterations {args.iterations} --repeats '
+      f'{args.repeats}` ({datetime.date.today()}; {machine()}). Bare jitted iteration '
+      f'({args.iterations} per call, in one `lax.scan`), median of '
       f'{args.repeats} calls after a warm-up call; images/s = real images through D per second '
       '(batch × n_critic per iteration). Conv layers: the fast rewrites of `gan_jax/layers.py`.',
       '',
