@@ -120,10 +120,11 @@ class Experiment:
     return self._train_fns[num_steps]
 
   def batch_stream(self, start_step: int):
-    """Iterator of this host's batches for calls of n iterations, from iteration `start_step`.
+    """`take(n)`: the real batches of the next n iterations, from iteration `start_step` on.
 
-    Yields nothing useful for toy data (drawn in-jit); for images, `take(n)` returns the global
-    {'x': (n, n_critic, B, H, W, C), 'label': (n, n_critic, B)} arrays, sharded along B.
+    None for toy data (drawn in-jit). For images, each call reads this host's share of the
+    stream and returns the global {'x': (n, n_critic, B, H, W, C), 'label': (n, n_critic, B)}
+    arrays, sharded along B; jitted calls run asynchronously, so reading overlaps compute.
     """
     if self.is_toy:
       return None
@@ -217,11 +218,11 @@ def _prepare_workdir(workdir: str, config, overwrite: bool) -> None:
           f'or pass --overwrite to delete that run and start over')
   if overwrite and os.path.isdir(workdir):
     for name in os.listdir(workdir):
-      path_ = os.path.join(workdir, name)
+      entry = os.path.join(workdir, name)
       if name in ('checkpoints', 'checkpoints_unreadable', 'samples'):
-        shutil.rmtree(path_)
+        shutil.rmtree(entry)
       elif name == 'metrics.jsonl' or name.startswith(('events.out.tfevents', 'eval_')):
-        os.remove(path_)
+        os.remove(entry)
   os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
   with open(path, 'w') as f:
     json.dump(new, f, indent=2)
