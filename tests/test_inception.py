@@ -1,4 +1,4 @@
-"""Tests for the FID Inception-v3 port: shapes, layer count, torch-free .pth/.npz loading, resize."""
+"""Tests for the FID Inception-v3 port: shapes, layer count, torch-free loading, resize."""
 import collections
 import io
 import os
@@ -36,7 +36,7 @@ class _StorageRef:
 
 
 class _Tensor:
-  """Reduces as torch does: `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)`."""
+  """Reduces as torch does: `torch._utils._rebuild_tensor_v2(storage, offset, size, stride…)`."""
 
   def __init__(self, storage, offset, size, stride):
     self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
@@ -204,7 +204,7 @@ def test_layer_counts():
 
 
 def test_basic_conv_matches_numpy_with_pytorch_weight(state_dict, variables):
-  """Loaded asymmetric (1×7) conv + BN + ReLU == NCHW cross-correlation with the (O,I,kh,kw) weight."""
+  """Loaded 1×7 conv + BN + ReLU == NCHW cross-correlation with the (O, I, kh, kw) weight."""
   name = 'Mixed_6b.branch7x7_2'
   w = state_dict[f'{name}.conv.weight']  # (128, 128, 1, 7)
   gamma, beta, mean, var = (state_dict[f'{name}.bn.{k}']
