@@ -23,7 +23,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/steps_per_call.py
-	$(PY) benchmarks/image_throughput.py
+	$(PY) benchmarks/image_throughput.py --iterations 1 --repeats 2
 
 clean:
 	rm -rf runs $(VENV)
