@@ -18,7 +18,7 @@ import time
 import jax
 from absl import logging
 
-from steps_per_call import load_config, machine  # pylint: disable=g-bad-import-order
+from common import load_config, machine, write_section  # pylint: disable=g-bad-import-order
 from gan_jax import train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -95,14 +95,7 @@ def main():
       *(f'| {n} | {k} | {m:.0f} | {", ".join(f"{r:.0f}" for r in rs)} | {f:.1f} |'
         for n, m, rs, f, k in rows),
       END])
-  path = os.path.join(HERE, 'RESULTS.md')
-  text = open(path).read() if os.path.exists(path) else '# Benchmark results\n\n'
-  if BEGIN in text:
-    text = text[:text.index(BEGIN)] + table + text[text.index(END) + len(END):]
-  else:
-    text = text.rstrip('\n') + '\n\n' + table + '\n'
-  with open(path, 'w') as f:
-    f.write(text)
+  write_section(BEGIN, END, table)
   print(table)
 
 

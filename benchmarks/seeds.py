@@ -15,8 +15,8 @@ import statistics
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+import common
+
 
 
 def _run(args):
@@ -24,14 +24,10 @@ def _run(args):
   os.environ['XLA_FLAGS'] = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
   if core is not None and hasattr(os, 'sched_setaffinity'):
     os.sched_setaffinity(0, {core})
-  import importlib.util
   from absl import logging
   logging.set_verbosity(logging.WARNING)
   from gan_jax import train
-  spec = importlib.util.spec_from_file_location('experiment', config_path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  config = common.load_config(config_path)
   config.seed = seed
   start = time.perf_counter()
   result = train.train_and_evaluate(config, workdir, log=lambda m: None)
@@ -88,14 +84,7 @@ def main():
       f'{sum(m == rows[0]["num_modes"] for m in modes)}/{len(rows)}; lowest HQ: '
       f'{100 * min(hq):.1f}%.',
       end])
-  path = os.path.join(HERE, 'RESULTS.md')
-  text = open(path).read() if os.path.exists(path) else '# Benchmark results\n\n'
-  if begin in text:
-    text = text[:text.index(begin)] + table + text[text.index(end) + len(end):]
-  else:
-    text = text.rstrip('\n') + '\n\n' + table + '\n'
-  with open(path, 'w') as f:
-    f.write(text)
+  common.write_section(begin, end, table)
   print(table)
 
 

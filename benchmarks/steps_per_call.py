@@ -8,27 +8,19 @@ benchmarks/RESULTS.md between its markers.
 """
 import argparse
 import datetime
-import importlib.util
 import os
-import platform
 import statistics
 import time
 
 import jax
 from absl import logging
 
+from common import RESULTS, load_config, machine, write_section  # pylint: disable=g-bad-import-order
 from gan_jax import train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BEGIN, END = '<!-- steps_per_call:begin -->', '<!-- steps_per_call:end -->'
-
-
-def load_config(path):
-  spec = importlib.util.spec_from_file_location('experiment', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def iterations_per_second(exp, steps_per_call, iterations, repeats):
@@ -45,17 +37,6 @@ def iterations_per_second(exp, steps_per_call, iterations, repeats):
     jax.block_until_ready(state)
     rates.append(calls * steps_per_call / (time.perf_counter() - start))
   return statistics.median(rates), rates
-
-
-def machine():
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open('/proc/cpuinfo') as f:
-      cpu = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
-  except (OSError, StopIteration):
-    pass
-  return (f'{cpu}, {os.cpu_count()} cores; jax {jax.__version__}, backend '
-          f'{jax.default_backend()}, {jax.device_count()} device(s)')
 
 
 def main():
@@ -76,7 +57,7 @@ def main():
   c = exp.config
   table = '\n'.join([
       BEGIN,
-      f'## Iterations per second on the ring: steps_per_call = 1 vs 100',
+      '## Iterations per second on the ring: steps_per_call = 1 vs 100',
       '',
       f'`python benchmarks/steps_per_call.py` ({datetime.date.today()}; {machine()}).',
       f'Config `{os.path.relpath(args.config, ROOT)}`: batch {c.data.batch_size}, G '
@@ -92,15 +73,8 @@ def main():
       f'Fusing 100 iterations in one `lax.scan` runs **{ratio:.2f}×** the iterations per second '
       'of one dispatch per iteration.',
       END])
-  path = os.path.join(HERE, 'RESULTS.md')
-  text = open(path).read() if os.path.exists(path) else '# Benchmark results\n\n'
-  if BEGIN in text:
-    text = text[:text.index(BEGIN)] + table + text[text.index(END) + len(END):]
-  else:
-    text = text.rstrip('\n') + '\n\n' + table + '\n'
-  with open(path, 'w') as f:
-    f.write(text)
-  print(f'wrote {path}')
+  write_section(BEGIN, END, table)
+  print(f'wrote {RESULTS}')
 
 
 if __name__ == '__main__':

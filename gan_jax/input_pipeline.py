@@ -433,7 +433,7 @@ def from_tfds(name: str, split: str = 'train', *, data_dir: Optional[str] = None
     builder.download_and_prepare()
   try:
     source = builder.as_data_source(split=split)
-  except Exception as e:  # tfds raises KeyError, ValueError or NotImplementedError
+  except Exception as e:  # tfds raises KeyError, ValueError, or "not implemented" for TFRecord
     if builder.is_prepared():
       raise
     raise DatasetUnavailable(_unavailable_message(name, str(builder.data_dir_root))) from e

@@ -8,8 +8,7 @@
 
 Everything static (modules, optimizers, objective, penalty, sizes) is bound in a `GAN` spec.
 """
-import functools
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import flax.linen as nn
 import jax

@@ -3,7 +3,6 @@
 import contextlib
 import glob
 import importlib.util
-import json
 import os
 
 import jax
