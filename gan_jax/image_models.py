@@ -34,7 +34,8 @@ D_CONDITIONING = ('none', 'concat', 'projection', 'acgan')
 D_NORMS = ('none', 'batch', 'layer')
 
 
-def _check(kind, value, choices):
+def check_choice(kind, value, choices):
+  """A ValueError naming `kind`, the bad value and the valid choices (in the given order)."""
   if value not in choices:
     raise ValueError(f'unknown {kind} {value!r}; valid choices: {", ".join(choices)}')
 
@@ -100,8 +101,8 @@ class DCGANGenerator(nn.Module):
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
-    _check('conditioning', self.conditioning, G_CONDITIONING)
-    _check('initializer', self.initializer, INITS)
+    check_choice('conditioning', self.conditioning, G_CONDITIONING)
+    check_choice('initializer', self.initializer, INITS)
     h, w, c = self.data_shape
     base = _base(h)
     ups = _num_doublings(h, base)
@@ -163,9 +164,9 @@ class DCGANDiscriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
-    _check('conditioning', self.conditioning, D_CONDITIONING)
-    _check('norm', self.norm, D_NORMS)
-    _check('initializer', self.initializer, INITS)
+    check_choice('conditioning', self.conditioning, D_CONDITIONING)
+    check_choice('norm', self.norm, D_NORMS)
+    check_choice('initializer', self.initializer, INITS)
     kinit = INITS[self.initializer]
     x = _input_with_labels(x, labels, self.conditioning, self.num_classes)
     downs = _num_doublings(x.shape[1], _base(x.shape[1]))
@@ -224,8 +225,8 @@ class ResNetGenerator(nn.Module):
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
-    _check('conditioning', self.conditioning, G_CONDITIONING)
-    _check('initializer', self.initializer, INITS)
+    check_choice('conditioning', self.conditioning, G_CONDITIONING)
+    check_choice('initializer', self.initializer, INITS)
     h, w, c = self.data_shape
     kinit = INITS[self.initializer]
     norm = 'cbn' if self.conditioning == 'cbn' else self.norm
@@ -276,8 +277,8 @@ class ResNetDiscriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
-    _check('conditioning', self.conditioning, D_CONDITIONING)
-    _check('initializer', self.initializer, INITS)
+    check_choice('conditioning', self.conditioning, D_CONDITIONING)
+    check_choice('initializer', self.initializer, INITS)
     kinit = INITS[self.initializer]
     x = _input_with_labels(x, labels, self.conditioning, self.num_classes)
     blocks = [(True, True), (True, False), (False, False), (False, False)]
@@ -299,7 +300,7 @@ class DCGANAutoencoderDiscriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
-    _check('conditioning', self.conditioning, ('none',))
+    check_choice('conditioning', self.conditioning, ('none',))
     kinit = INITS[self.initializer]
     downs = _num_doublings(x.shape[1], _base(x.shape[1]))
     h = x

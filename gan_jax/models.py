@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from gan_jax import image_models
+from gan_jax.image_models import check_choice
 
 ACTIVATIONS = {
     'relu': nn.relu,
@@ -29,11 +30,6 @@ NORMS = ('none', 'batch', 'layer')
 OUTPUT_ACTIVATIONS = ('none', 'tanh')
 
 
-def _check_choice(kind, value, choices):
-  if value not in choices:
-    raise ValueError(f'unknown {kind} {value!r}; valid choices: {", ".join(sorted(choices))}')
-
-
 class MLP(nn.Module):
   """Dense → norm → activation, for each width in `hidden`."""
   hidden: Sequence[int]
@@ -42,8 +38,8 @@ class MLP(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = True):
-    _check_choice('activation', self.activation, ACTIVATIONS)
-    _check_choice('norm', self.norm, NORMS)
+    check_choice('activation', self.activation, sorted(ACTIVATIONS))
+    check_choice('norm', self.norm, sorted(NORMS))
     for width in self.hidden:
       x = nn.Dense(width)(x)
       if self.norm == 'batch':
@@ -65,7 +61,8 @@ class MLPGenerator(nn.Module):
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
     del labels  # unconditional
-    _check_choice('output activation', self.output_activation, OUTPUT_ACTIVATIONS)
+    check_choice('output activation', self.output_activation,
+                 sorted(OUTPUT_ACTIVATIONS))
     x = MLP(self.hidden, self.activation, self.norm)(z, train)
     x = nn.Dense(math.prod(self.data_shape))(x)
     if self.output_activation == 'tanh':
