@@ -203,6 +203,13 @@ class Experiment:
     return grids[0][1]
 
 
+def make_experiment(config, devices=None):
+  """The experiment object for config.task: 'gan' (the default) or 'pix2pix'."""
+  task = config.get('task', 'gan')
+  experiments = {'gan': Experiment}
+  return configs.lookup(experiments, 'task', task)(config, devices)
+
+
 def _prepare_workdir(workdir: str, config, overwrite: bool) -> None:
   """Creates the workdir; refuses one that holds a run of another config unless overwriting."""
   path = os.path.join(workdir, 'config.json')
@@ -254,7 +261,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
 
   Returns {'train': last train record, 'eval': [last eval records], 'preempted': bool}.
   """
-  exp = Experiment(config, devices)
+  exp = make_experiment(config, devices)
   t = config.train
   _prepare_workdir(workdir, config, overwrite)
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), t.keep)
@@ -348,7 +355,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
 
 def evaluate_workdir(config, workdir: str, num_samples: int = None, log=tqdm.write) -> list:
   """--mode=eval: evaluates the latest checkpoint of `workdir` and writes eval_STEP.json."""
-  exp = Experiment(config)
+  exp = make_experiment(config)
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), config.train.keep)
   state = ckpts.restore_latest(exp.init_state(), log)
   ckpts.close()
