@@ -1,9 +1,13 @@
 # make run   : set-up + the default experiment (no network; about 2 minutes on a 2-core CPU)
 # make test  : set-up + the whole test suite
-# make bench : set-up + the speed benchmarks (results in benchmarks/RESULTS.md)
+# make bench : set-up + the speed benchmarks (results in benchmarks/RESULTS.md; vs PyTorch needs
+#              torch in $(TORCH_VENV), made here if missing: a large download from PyPI)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# PyTorch for benchmarks/vs_pytorch.py lives in its own venv (torch is no dependency of gan_jax).
+TORCH_VENV ?= /tmp/torchvenv
+TORCH_PY := $(TORCH_VENV)/bin/python
 
 .PHONY: setup run test bench clean
 
@@ -21,9 +25,15 @@ run: setup
 test: setup
 	$(PY) -m pytest -q tests
 
-bench: setup
+bench: setup $(TORCH_PY)
 	$(PY) benchmarks/steps_per_call.py
 	$(PY) benchmarks/image_throughput.py --iterations 1 --repeats 2
+	$(PY) benchmarks/vs_pytorch.py --torch-python $(TORCH_PY)
+	$(PY) benchmarks/loop_overhead.py
+
+$(TORCH_PY):
+	$(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_PY) -m pip install --quiet torch==2.14.1 numpy
 
 clean:
 	rm -rf runs $(VENV)

@@ -3,6 +3,8 @@ a section of benchmarks/RESULTS.md between its markers."""
 import importlib.util
 import os
 import platform
+import statistics
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, 'RESULTS.md')
@@ -40,3 +42,27 @@ def write_section(begin: str, end: str, table: str, path: str = RESULTS) -> None
     text = text.rstrip('\n') + '\n\n' + table + '\n'
   with open(path, 'w') as f:
     f.write(text)
+
+
+def mean_se(values):
+  """(mean, standard error of the mean) of a list of numbers (s.e. 0 for one value)."""
+  m = statistics.mean(values)
+  se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
+  return m, se
+
+
+def single_threaded(core=None):
+  """Makes this (fresh, jax-free) process run XLA on one thread, pinned to `core` if given."""
+  os.environ['XLA_FLAGS'] = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
+  if core is not None and hasattr(os, 'sched_setaffinity'):
+    os.sched_setaffinity(0, {core})
+
+
+def train_toy(config, workdir):
+  """train_and_evaluate(config) quietly; returns (first eval record, wall seconds)."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.WARNING)
+  from gan_jax import train  # pylint: disable=g-import-not-at-top
+  start = time.perf_counter()
+  result = train.train_and_evaluate(config, workdir, log=lambda m: None)
+  return result['eval'][0], time.perf_counter() - start

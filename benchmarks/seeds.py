@@ -13,7 +13,6 @@ import multiprocessing as mp
 import os
 import statistics
 import tempfile
-import time
 
 import common
 
@@ -21,27 +20,13 @@ import common
 
 def _run(args):
   config_path, seed, workdir, core = args
-  os.environ['XLA_FLAGS'] = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
-  if core is not None and hasattr(os, 'sched_setaffinity'):
-    os.sched_setaffinity(0, {core})
-  from absl import logging
-  logging.set_verbosity(logging.WARNING)
-  from gan_jax import train
+  common.single_threaded(core)
   config = common.load_config(config_path)
   config.seed = seed
-  start = time.perf_counter()
-  result = train.train_and_evaluate(config, workdir, log=lambda m: None)
-  seconds = time.perf_counter() - start
-  first = result['eval'][0]
+  first, seconds = common.train_toy(config, workdir)
   return {'seed': seed, 'seconds': seconds, 'generator': first['protocol']['generator'],
           'num_modes': first['protocol']['num_modes'],
           **{k: first[k] for k in ('modes', 'hq_fraction', 'reverse_kl')}}
-
-
-def _mean_se(values):
-  m = statistics.mean(values)
-  se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
-  return m, se
 
 
 def main():
@@ -62,7 +47,7 @@ def main():
       rows.append(row)
   modes, hq, kl, secs = ([r[k] for r in rows] for k in ('modes', 'hq_fraction', 'reverse_kl',
                                                          'seconds'))
-  (mm, ms), (hm, hs), (km, ks) = _mean_se(modes), _mean_se(hq), _mean_se(kl)
+  (mm, ms), (hm, hs), (km, ks) = common.mean_se(modes), common.mean_se(hq), common.mean_se(kl)
   begin, end = f'<!-- seeds:{name}:begin -->', f'<!-- seeds:{name}:end -->'
   table = '\n'.join([
       begin,

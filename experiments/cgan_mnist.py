@@ -10,5 +10,5 @@ def get_config():
   c = configs.image_config('mnist5k', 28)
   c.model.g.update(channels=32, conditioning='concat')
   c.model.d.update(channels=32, conditioning='concat')
-  c.train.update(steps=3_000, eval_every=500, checkpoint_every=500)
+  c.train.update(steps=3_000, eval_every=1_000, checkpoint_every=500)
   return c

@@ -12,5 +12,5 @@ def get_config():
   c = configs.image_config('mnist5k', 28)
   c.model.g.channels = 32
   c.model.d.channels = 32
-  c.train.update(steps=3_000, eval_every=500, checkpoint_every=500)
+  c.train.update(steps=3_000, eval_every=1_000, checkpoint_every=500)
   return c

@@ -12,5 +12,5 @@ def get_config():
   c.model.g.channels = 32
   c.model.d = {'channels': 32, 'conditioning': 'none'}
   c.optim.update(g_lr=1e-3, d_lr=1e-3)
-  c.train.update(steps=3_000, eval_every=500, checkpoint_every=500)
+  c.train.update(steps=3_000, eval_every=1_000, checkpoint_every=500)
   return c

@@ -10,5 +10,5 @@ def get_config():
   c.model.g.channels = 32
   c.model.d.channels = 32
   c.optim.update(g_optimizer='rmsprop', d_optimizer='rmsprop', g_lr=5e-5, d_lr=5e-5, n_critic=5)
-  c.train.update(steps=5_000, eval_every=500, checkpoint_every=500)
+  c.train.update(steps=5_000, eval_every=1_000, checkpoint_every=500)
   return c

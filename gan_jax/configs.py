@@ -4,13 +4,23 @@ Every user mistake in a config becomes a `ConfigError` whose message names the f
 name, the valid choices. main.py prints it as one line instead of a traceback.
 """
 import json
+import os
 from typing import Mapping
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 
 class ConfigError(ValueError):
   """A bad config or workdir; the message names the field and what would be valid."""
+
+
+def cache_dir(name: str, root=None) -> str:
+  """Where gan_jax caches `name` (trained classifiers, weights, real statistics): under `root`,
+  else $GAN_JAX_CACHE, else ~/.cache/gan_jax."""
+  root = root or os.environ.get('GAN_JAX_CACHE') or os.path.join(os.path.expanduser('~'),
+                                                                  '.cache', 'gan_jax')
+  return os.path.join(root, name)
 
 
 def lookup(registry: Mapping, field: str, name: str):
@@ -73,10 +83,44 @@ def toy_config() -> ml_collections.ConfigDict:
       'steps': 20_000, 'steps_per_call': 100, 'log_every': 500, 'eval_every': 5_000,
       'checkpoint_every': 5_000, 'keep': 3,
   })
+  # Evaluation (gan_jax/evaluation.py): metrics, samples, generators, the feature network
+  # ('auto': identity for toys, the digit CNN for digits, else Inception with its weights file),
+  # the reference images (real_split None: data.split; num_real None: num_samples), the batch
+  # of generation and features, the sample cap of MMD/C2ST, the cache of real statistics.
   c.eval = ml_collections.ConfigDict({
       'metrics': ('modes',), 'num_samples': 2_500, 'generators': ('ema', 'raw'),
+      'features': 'auto', 'inception_weights': placeholder(str),
+      'real_split': placeholder(str), 'num_real': placeholder(int),
+      'batch_size': 500, 'two_sample_size': 2_500, 'cache_dir': placeholder(str),
   })
+  # Multi-host (gan_jax/distributed.py): unset = single host, or what the environment says.
+  c.distributed = ml_collections.ConfigDict({
+      'coordinator_address': placeholder(str), 'num_processes': placeholder(int),
+      'process_id': placeholder(int), 'local_device_ids': placeholder(tuple),
+  })
+  c.tricks = tricks_config()
   return c
+
+
+def tricks_config() -> ml_collections.ConfigDict:
+  """config.tricks, every switch off (gan_jax/tricks.py says what each does).
+
+  instance_noise: std σ₀ of Gaussian noise on D's inputs, decaying linearly to 0 over
+  anneal_steps iterations (0: constant). label_smoothing: the real target (1.0 = off; cross-entropy
+  objectives only). feature_matching: mode 'none' | 'replace' | 'auxiliary', and its weight.
+  pack: PacGAN's m. unroll_steps: unrolled GAN's k. ensemble: hidden widths of each member D, e.g.
+  ((16,), (64, 64), (128, 128, 128)). adaptive: seed 002's loops (D while its loss > c1, then G
+  while it is < c2), capped at max_d_steps / max_g_steps.
+  """
+  return ml_collections.ConfigDict({
+      'instance_noise': {'std': 0.0, 'anneal_steps': 0},
+      'label_smoothing': 1.0,
+      'feature_matching': {'mode': 'none', 'weight': 1.0},
+      'pack': 1,
+      'unroll_steps': 0,
+      'ensemble': (),
+      'adaptive': {'enabled': False, 'c1': 1.0, 'c2': 1.3, 'max_d_steps': 5, 'max_g_steps': 5},
+  })
 
 
 def image_config(dataset: str = 'mnist5k', image_size: int = 28) -> ml_collections.ConfigDict:
@@ -99,14 +143,19 @@ def image_config(dataset: str = 'mnist5k', image_size: int = 28) -> ml_collectio
   c.optim.update(g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999))
   c.train.update(steps=10_000, steps_per_call=10, log_every=100, eval_every=1_000,
                  checkpoint_every=1_000)
-  c.eval.metrics = ()
-  c.eval.num_samples = 64
+  # FID etc. on the digit CNN's features for the offline digits, on Inception's otherwise (its
+  # weights are downloaded once, or given as eval.inception_weights); 10k samples as most GAN
+  # papers' in-training FID, 2,500 for the offline digits (mnist5k has 4,500 training images).
+  c.eval.metrics = ('fid', 'kid', 'inception_score', 'precision_recall', 'density_coverage')
+  c.eval.num_samples = 2_500 if dataset in ('mnist5k', 'digits', 'stacked_mnist') else 10_000
+  if dataset == 'stacked_mnist':
+    c.eval.metrics += ('stacked_modes',)
   return c
 
 
 def add_tfds_fields(c) -> ml_collections.ConfigDict:
   """data.data_dir and data.download, the options of tfds datasets."""
-  c.data.data_dir = ml_collections.config_dict.placeholder(str)
+  c.data.data_dir = placeholder(str)
   c.data.download = False
   return c
 
@@ -114,7 +163,7 @@ def add_tfds_fields(c) -> ml_collections.ConfigDict:
 # Fields that may change between the runs of one workdir: they change how long or how often,
 # not what is computed (steps_per_call = k equals k single calls).
 RESUMABLE_FIELDS = ('train.steps', 'train.steps_per_call', 'train.log_every', 'train.eval_every',
-                    'train.checkpoint_every', 'train.keep', 'eval.')
+                    'train.checkpoint_every', 'train.keep', 'eval.', 'distributed.')
 
 
 def check(config) -> None:

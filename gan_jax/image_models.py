@@ -187,8 +187,7 @@ class DCGANDiscriminator(nn.Module):
                               kinit)(h, labels, train)
 
 
-def _upsample(x):
-  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+_upsample = layers.upsample
 
 
 def _avg_pool(x):
@@ -197,7 +196,11 @@ def _avg_pool(x):
 
 
 class _GBlock(nn.Module):
-  """ResNet G block: BN-ReLU-up-conv3-BN-ReLU-conv3, shortcut up-conv1 (Gulrajani et al. 2017)."""
+  """ResNet G block: BN-ReLU-up-conv3-BN-ReLU-conv3, shortcut up-conv1 (Gulrajani et al. 2017).
+
+  Exact rewrites, same parameters and names: up-conv3 is one `layers.UpsampleConv` (2.25× fewer
+  multiply-adds), and the shortcut's 1×1 conv runs before the nearest upsampling (they commute:
+  4× fewer)."""
   features: int
   norm: str
   num_classes: int
@@ -206,11 +209,11 @@ class _GBlock(nn.Module):
   @nn.compact
   def __call__(self, x, labels, train):
     norm = functools.partial(_GeneratorNorm, self.norm, self.num_classes)
-    h = _upsample(nn.relu(norm()(x, labels, train)))
-    h = layers.Conv(self.features, kernel_init=self.kernel_init)(h)
+    h = nn.relu(norm()(x, labels, train))
+    h = layers.UpsampleConv(self.features, kernel_init=self.kernel_init, name='Conv_0')(h)
     h = nn.relu(norm()(h, labels, train))
-    h = layers.Conv(self.features, kernel_init=self.kernel_init)(h)
-    return h + nn.Dense(self.features, kernel_init=self.kernel_init)(_upsample(x))
+    h = layers.Conv(self.features, kernel_init=self.kernel_init, name='Conv_1')(h)
+    return h + _upsample(nn.Dense(self.features, kernel_init=self.kernel_init)(x))
 
 
 class ResNetGenerator(nn.Module):
@@ -259,9 +262,9 @@ class _DBlock(nn.Module):
     if self.down or x.shape[-1] != self.features:
       if self.first:
         shortcut = sn(nn.Dense(self.features, kernel_init=self.kernel_init))(_avg_pool(x), train)
-      else:
-        shortcut = sn(nn.Dense(self.features, kernel_init=self.kernel_init))(x, train)
-        shortcut = _avg_pool(shortcut) if self.down else shortcut
+      else:  # the 1×1 conv and the average pooling commute: pool first (4× fewer multiply-adds)
+        shortcut = _avg_pool(x) if self.down else x
+        shortcut = sn(nn.Dense(self.features, kernel_init=self.kernel_init))(shortcut, train)
     return h + shortcut
 
 

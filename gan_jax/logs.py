@@ -16,9 +16,11 @@ def _plain(v):
 class MetricWriter:
   """Appends {"step", "split", <name>: float, ...} lines to metrics.jsonl, mirrored to TensorBoard."""
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, enabled: bool = True):
+    """`enabled=False` (processes other than 0 of a multi-host run): records, writes nothing."""
     self.path = os.path.join(workdir, 'metrics.jsonl')
-    self.tb = SummaryWriter(workdir)
+    self.enabled = enabled
+    self.tb = SummaryWriter(workdir) if enabled else None
 
   def write(self, step: int, split: str, scalars: dict, protocol: dict = None,
             tb_prefix: str = None) -> dict:
@@ -26,6 +28,8 @@ class MetricWriter:
     record.update({k: _plain(v) for k, v in scalars.items()})
     if protocol is not None:
       record['protocol'] = protocol
+    if not self.enabled:
+      return record
     with open(self.path, 'a') as f:
       f.write(json.dumps(record) + '\n')
     prefix = tb_prefix or split
@@ -38,11 +42,14 @@ class MetricWriter:
 
   def image(self, step: int, tag: str, image) -> None:
     """An (H, W, C) image with values in [0, 1] to TensorBoard."""
+    if not self.enabled:
+      return
     self.tb.add_image(tag, np.asarray(image), int(step), dataformats='HWC')
     self.tb.flush()
 
   def close(self):
-    self.tb.close()
+    if self.enabled:
+      self.tb.close()
 
 
 def read_metrics(workdir: str) -> list:

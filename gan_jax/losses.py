@@ -4,7 +4,8 @@ Each objective is an ``Objective(d_loss, g_loss)``:
 
 * ``d_loss(real_out, fake_out) -> scalar``: what the discriminator (critic, energy function)
   minimises;
-* ``g_loss(fake_out) -> scalar``: what the generator minimises.
+* ``g_loss(fake_out) -> scalar``: what the generator minimises; for the relativistic objectives
+  (``g_uses_real``), ``g_loss(fake_out, real_out)``, since G's loss compares fakes with reals.
 
 Outputs are logits (or critic values, or energies), never probabilities: every log-sigmoid is
 computed stably through ``softplus`` (``-log sigmoid(x) = softplus(-x)`` and
@@ -21,7 +22,15 @@ from jax.typing import ArrayLike
 class Objective(NamedTuple):
   """A GAN objective: the discriminator's and the generator's loss, matched."""
   d_loss: Callable[[ArrayLike, ArrayLike], jax.Array]  # (real_out, fake_out) -> scalar
-  g_loss: Callable[[ArrayLike], jax.Array]             # fake_out -> scalar
+  g_loss: Callable[..., jax.Array]                     # fake_out (, real_out) -> scalar
+  g_uses_real: bool = False                            # g_loss takes (fake_out, real_out)
+
+
+def g_value(objective: Objective, fake_out: ArrayLike, real_out: ArrayLike) -> jax.Array:
+  """objective.g_loss on the fakes, given D's outputs on reals too when the objective needs them."""
+  if objective.g_uses_real:
+    return objective.g_loss(fake_out, real_out)
+  return objective.g_loss(fake_out)
 
 
 def bce_d_loss(real_logits: ArrayLike, fake_logits: ArrayLike) -> jax.Array:
@@ -31,6 +40,33 @@ def bce_d_loss(real_logits: ArrayLike, fake_logits: ArrayLike) -> jax.Array:
   D*(x) = p(x) / (p(x) + q(x)) its value is log 4 - 2 JSD(p, q).
   """
   return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+
+
+def smoothed_bce_d_loss(real_logits: ArrayLike, fake_logits: ArrayLike,
+                        real_target: float = 0.9) -> jax.Array:
+  """BCE D loss with one-sided label smoothing: real target α, fake target 0.
+
+  -E[α log D(x) + (1 - α) log(1 - D(x))] - E[log(1 - D(G(z)))]. Salimans et al. 2016, "Improved
+  Techniques for Training GANs" (arXiv:1606.03498), sec. 3.4 (α = 0.9): only the real side is
+  smoothed, since smoothing the fake target too moves D's optimum where the data has no mass.
+  """
+  a = real_target
+  return (jnp.mean(a * jax.nn.softplus(-real_logits) + (1.0 - a) * jax.nn.softplus(real_logits)) +
+          jnp.mean(jax.nn.softplus(fake_logits)))
+
+
+def one_sided_label_smoothing(objective: Objective, real_target: float) -> Objective:
+  """`objective` with its cross-entropy D loss smoothed (real target `real_target`); G unchanged.
+
+  Only the cross-entropy objectives (minimax, non_saturating) have labels to smooth.
+  """
+  if real_target == 1.0:
+    return objective
+  if objective.d_loss is not bce_d_loss:
+    raise ValueError('one-sided label smoothing needs a cross-entropy D loss; valid objectives: '
+                     'minimax, non_saturating')
+  return objective._replace(
+      d_loss=lambda real, fake: smoothed_bce_d_loss(real, fake, real_target))
 
 
 def minimax_g_loss(fake_logits: ArrayLike) -> jax.Array:
@@ -102,6 +138,54 @@ def ebgan(margin: float = 1.0) -> Objective:
   return Objective(d_loss, g_loss)
 
 
+def relativistic_d_loss(real_logits: ArrayLike, fake_logits: ArrayLike) -> jax.Array:
+  """Relativistic standard GAN (RSGAN) D loss: -E[log σ(C(x_r) - C(x_f))], pairs matched by index.
+
+  Jolicoeur-Martineau 2019, "The relativistic discriminator: a key element missing from standard
+  GAN" (arXiv:1807.00734), eq. 8. D estimates how much more realistic a real sample is than a
+  fake one. The G loss swaps the roles: -E[log σ(C(x_f) - C(x_r))].
+  """
+  return jnp.mean(jax.nn.softplus(fake_logits - real_logits))
+
+
+def relativistic_g_loss(fake_logits: ArrayLike, real_logits: ArrayLike) -> jax.Array:
+  """RSGAN G loss: -E[log σ(C(x_f) - C(x_r))]. Jolicoeur-Martineau 2019 (arXiv:1807.00734)."""
+  return relativistic_d_loss(fake_logits, real_logits)
+
+
+def relativistic_average_d_loss(real_logits: ArrayLike, fake_logits: ArrayLike) -> jax.Array:
+  """Relativistic average GAN (RaSGAN) D loss, with D̃(x_r) = C(x_r) - E C(x_f) and
+  D̃(x_f) = C(x_f) - E C(x_r): -E[log σ(D̃(x_r))] - E[log(1 - σ(D̃(x_f)))].
+
+  Jolicoeur-Martineau 2019 (arXiv:1807.00734), eq. 13. The G loss is the same with real and
+  fake swapped.
+  """
+  real_rel = real_logits - jnp.mean(fake_logits)
+  fake_rel = fake_logits - jnp.mean(real_logits)
+  return jnp.mean(jax.nn.softplus(-real_rel)) + jnp.mean(jax.nn.softplus(fake_rel))
+
+
+def relativistic_average_g_loss(fake_logits: ArrayLike, real_logits: ArrayLike) -> jax.Array:
+  """RaSGAN G loss: -E[log σ(D̃(x_f))] - E[log(1 - σ(D̃(x_r)))]. (arXiv:1807.00734, eq. 14)."""
+  return relativistic_average_d_loss(fake_logits, real_logits)
+
+
+def relativistic_average_hinge_d_loss(real_out: ArrayLike, fake_out: ArrayLike) -> jax.Array:
+  """RaHingeGAN D loss: E[max(0, 1 - D̃(x_r))] + E[max(0, 1 + D̃(x_f))], D̃ as in RaSGAN.
+
+  Jolicoeur-Martineau 2019 (arXiv:1807.00734), sec. 4.3 and appendix; the G loss swaps real and
+  fake.
+  """
+  real_rel = real_out - jnp.mean(fake_out)
+  fake_rel = fake_out - jnp.mean(real_out)
+  return jnp.mean(jax.nn.relu(1.0 - real_rel)) + jnp.mean(jax.nn.relu(1.0 + fake_rel))
+
+
+def relativistic_average_hinge_g_loss(fake_out: ArrayLike, real_out: ArrayLike) -> jax.Array:
+  """RaHingeGAN G loss: E[max(0, 1 - D̃(x_f))] + E[max(0, 1 + D̃(x_r))]. (arXiv:1807.00734)."""
+  return relativistic_average_hinge_d_loss(fake_out, real_out)
+
+
 OBJECTIVES = {
     'minimax': Objective(bce_d_loss, minimax_g_loss),
     'non_saturating': Objective(bce_d_loss, non_saturating_g_loss),
@@ -109,6 +193,11 @@ OBJECTIVES = {
     'hinge': Objective(hinge_d_loss, wasserstein_g_loss),
     'least_squares': Objective(least_squares_d_loss, least_squares_g_loss),
     'ebgan': ebgan(),
+    'relativistic': Objective(relativistic_d_loss, relativistic_g_loss, g_uses_real=True),
+    'relativistic_average': Objective(relativistic_average_d_loss, relativistic_average_g_loss,
+                                      g_uses_real=True),
+    'relativistic_average_hinge': Objective(relativistic_average_hinge_d_loss,
+                                            relativistic_average_hinge_g_loss, g_uses_real=True),
 }
 
 # Objectives that take options, and the constructor that builds them.

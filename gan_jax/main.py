@@ -75,9 +75,13 @@ def main(argv):
     sys.exit(f'error: unexpected arguments {argv[1:]}; fields are set with --config.FIELD=VALUE')
   if not any(a.startswith(('--verbosity', '-v')) for a in sys.argv):
     logging.set_verbosity(logging.WARNING)
-  from gan_jax import configs, train  # after flag parsing: JAX starts here
+  from gan_jax import configs, distributed, train  # after flag parsing: JAX starts here
   try:
-    if FLAGS.mode == 'train':
+    distributed.initialize(FLAGS.config)  # multi-host, if configured or detected
+    if FLAGS.config.get('task', 'gan') == 'phenomenon':  # a measurement: experiments/phenomenon_*
+      from gan_jax import phenomena
+      phenomena.run(FLAGS.config, FLAGS.workdir, overwrite=FLAGS.overwrite)
+    elif FLAGS.mode == 'train':
       train.train_and_evaluate(FLAGS.config, FLAGS.workdir, overwrite=FLAGS.overwrite)
     else:
       train.evaluate_workdir(FLAGS.config, FLAGS.workdir, FLAGS.num_samples)

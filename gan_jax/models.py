@@ -6,6 +6,10 @@ critic value, or (EBGAN) an energy; with AC-GAN conditioning, (B, 1 + num_classe
 `train` so normalisation layers use batch statistics in training and running averages when
 sampling. Select with `GENERATORS[name]` / `DISCRIMINATORS[name]`; options come from
 `config.model.g` / `config.model.d`.
+
+The MLP discriminators `sow` their last hidden features as ('intermediates', 'features'), which
+feature matching reads (a no-op unless the caller asks for that collection); `Ensemble` runs
+several discriminators side by side.
 """
 import functools
 import math
@@ -14,7 +18,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gan_jax import image_models
+from gan_jax import image_models, layers
 from gan_jax.image_models import check_choice
 
 ACTIVATIONS = {
@@ -71,16 +75,22 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-  """x → flatten → MLP → Dense(1): one logit (or critic value) per example, shape (B,)."""
+  """x → flatten → MLP → (minibatch discrimination) → Dense(1): one logit (or critic value) per
+  example, shape (B,). `minibatch_discrimination` = number of kernels (Salimans et al. 2016,
+  arXiv:1606.03498, sec. 3.2; `layers.MinibatchDiscrimination`), 0 = off."""
   hidden: Sequence[int] = (128, 128, 128)
   activation: str = 'leaky_relu'
   norm: str = 'none'
+  minibatch_discrimination: int = 0
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
     del labels  # unconditional
     x = x.reshape((x.shape[0], -1))
     x = MLP(self.hidden, self.activation, self.norm)(x, train)
+    self.sow('intermediates', 'features', x)
+    if self.minibatch_discrimination:
+      x = layers.MinibatchDiscrimination(self.minibatch_discrimination)(x)
     return nn.Dense(1)(x)[:, 0]
 
 
@@ -101,9 +111,23 @@ class MLPAutoencoderDiscriminator(nn.Module):
     flat = x.reshape((x.shape[0], -1))
     h = MLP(self.hidden, self.activation, self.norm)(flat, train)
     code = nn.Dense(self.code_dim)(h)
+    self.sow('intermediates', 'features', code)
     h = MLP(tuple(reversed(self.hidden)), self.activation, self.norm)(code, train)
     recon = nn.Dense(flat.shape[1])(h)
     return jnp.mean((recon - flat) ** 2, axis=1)
+
+
+class Ensemble(nn.Module):
+  """Discriminators side by side on the same input: output (B, K), member k in column k.
+
+  Seed document 002 (ensembles of discriminators): members of increasing capacity give G
+  gradients early (the simple ones) and a precise solution late (the strong ones); the sum of
+  their losses measures training progress. The steps sum the members' losses.
+  """
+  members: Sequence[nn.Module]
+
+  def __call__(self, x, labels=None, train: bool = True):
+    return jnp.stack([member(x, labels, train) for member in self.members], axis=-1)
 
 
 GENERATORS = {
@@ -119,3 +143,6 @@ DISCRIMINATORS = {
     'dcgan_autoencoder': image_models.DCGANAutoencoderDiscriminator,
     'resnet': image_models.ResNetDiscriminator,
 }
+
+# The discriminators that sow their features (what feature matching needs).
+FEATURE_DISCRIMINATORS = ('mlp', 'mlp_autoencoder')

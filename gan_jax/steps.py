@@ -2,12 +2,19 @@
 
 * `d_step`: one discriminator update on a real batch and a fresh fake batch (G frozen);
 * `g_step`: one generator update against the current discriminator (D frozen);
-* `train_iteration`: n_critic D steps, one G step, the EMA update; keys from fold_in(loop_key, step);
+* `train_iteration`: n_critic D steps, one G step, the EMA update; keys: fold_in(loop_key, step);
+  under the adaptive schedule, `lax.while_loop`s of D steps then G steps instead;
 * `train_call`: `num_steps` iterations fused in one `lax.scan`, so tiny models are not dominated by
   dispatch. This is the function the loop jits (with shardings and donation, in train.py).
 
-Everything static (modules, optimizers, objective, penalty, sizes) is bound in a `GAN` spec.
+Everything static (modules, optimizers, objective, penalty, sizes, tricks) is bound in a `GAN` spec.
+The tricks of `gan_jax.tricks` enter here: what D sees of a batch (`d_inputs`: instance noise, then
+PacGAN packing), ensembles (one loss per member, summed), feature matching and the unrolled
+discriminator in G's loss. Their random draws use keys derived with `fold_in`, so with every trick
+off the steps draw exactly what they drew before the tricks existed.
 """
+import functools
+import operator
 from typing import Callable, NamedTuple, Optional
 
 import flax.linen as nn
@@ -16,6 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from gan_jax import configs, losses, models, penalties, state as state_lib
+from gan_jax import tricks as tricks_lib
 
 
 class GAN(NamedTuple):
@@ -36,6 +44,8 @@ class GAN(NamedTuple):
   data_shape: tuple
   sample_data: Optional[Callable[[jax.Array, int], jax.Array]]  # in-jit data source, or None
   shard_batch: Callable[[jax.Array], jax.Array] = lambda x: x     # batch-axis sharding constraint
+  tricks: tricks_lib.Tricks = tricks_lib.Tricks()                 # all off by default
+  d_mixes_examples: bool = False  # D has cross-example layers (minibatch discrimination)
 
 
 def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
@@ -44,7 +54,12 @@ def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
 
   `num_classes` is the data's; the networks get it when config.model.g/d ask for conditioning.
   """
+  tricks = tricks_lib.from_config(config)
   objective = configs.choose(losses.get, 'objective', config.objective)
+  if tricks.label_smoothing != 1.0:
+    objective = configs.call(losses.one_sided_label_smoothing,
+                             f'tricks.label_smoothing (with objective {config.objective.name!r})',
+                             objective, tricks.label_smoothing)
   penalty = configs.choose(penalties.get, 'penalty', config.penalty, skip=('weight',))
   m, o, t = config.model, config.optim, config.train
   g_cls = configs.lookup(models.GENERATORS, 'model.generator', m.generator)
@@ -54,28 +69,64 @@ def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
     raise configs.ConfigError(f'config.model: conditioning needs a labelled dataset, and '
                               f'{config.data.name!r} has {num_classes} classes')
   num_classes = num_classes if conditional else 0
+  acgan = m.d.get('conditioning', 'none') == 'acgan'
+  _check_tricks(tricks, config, d_cls, conditional, acgan)
   extra = {'num_classes': num_classes} if conditional else {}
   generator = configs.construct(g_cls, 'model.g', data_shape=tuple(data_shape), **extra, **m.g)
   discriminator = configs.construct(d_cls, 'model.d', **extra, **m.d)
+  if tricks.ensemble:
+    discriminator = models.Ensemble(tuple(
+        configs.construct(d_cls, 'model.d', **extra, **{**m.d, 'hidden': hidden})
+        for hidden in tricks.ensemble))
+  # D updates per iteration, for the length of a decaying lr schedule (the adaptive schedule's
+  # D loop runs at most max_d_steps).
+  d_updates = tricks.adaptive.max_d_steps if tricks.adaptive else o.n_critic
+  g_updates = tricks.adaptive.max_g_steps if tricks.adaptive else 1
   g_tx = configs.call(state_lib.make_optimizer, 'optim.g_optimizer', o.g_optimizer, o.g_lr,
-                      o.betas, o.lr_schedule, t.steps)
+                      o.betas, o.lr_schedule, t.steps * g_updates)
   d_tx = configs.call(state_lib.make_optimizer, 'optim.d_optimizer', o.d_optimizer, o.d_lr,
-                      o.betas, o.lr_schedule, t.steps * o.n_critic)
+                      o.betas, o.lr_schedule, t.steps * d_updates)
   return GAN(
       generator=generator, discriminator=discriminator, g_tx=g_tx,
       d_tx=optax.chain(d_tx, penalty.d_transform), objective=objective, penalty=penalty,
       penalty_weight=float(config.penalty.weight), z_dim=int(m.z_dim), num_classes=num_classes,
-      acgan=m.d.get('conditioning', 'none') == 'acgan',
-      batch_size=int(config.data.batch_size), n_critic=int(o.n_critic),
+      acgan=acgan, batch_size=int(config.data.batch_size), n_critic=int(o.n_critic),
       ema_decay=float(o.ema_decay), data_shape=tuple(data_shape), sample_data=sample_data,
-      shard_batch=shard_batch)
+      shard_batch=shard_batch, tricks=tricks,
+      d_mixes_examples=bool(m.d.get('minibatch_discrimination', 0)))
+
+
+def _check_tricks(tricks, config, d_cls, conditional: bool, acgan: bool) -> None:
+  """ConfigErrors for tricks that do not compose with the chosen networks or batch."""
+  if tricks.pack > 1:
+    if conditional:
+      raise configs.ConfigError(f'config.tricks.pack={tricks.pack}: packing is for unconditional '
+                                'GANs (a pack would mix labels); set config.tricks.pack=1')
+    if config.data.batch_size % tricks.pack:
+      raise configs.ConfigError(f'config.tricks.pack={tricks.pack} must divide '
+                                f'config.data.batch_size={config.data.batch_size}')
+  if tricks.ensemble:
+    if 'hidden' not in getattr(d_cls, '__dataclass_fields__', {}):
+      names = [n for n, c in models.DISCRIMINATORS.items() if 'hidden' in c.__dataclass_fields__]
+      raise configs.ConfigError(
+          f'config.tricks.ensemble needs a discriminator with hidden widths, not '
+          f'{config.model.discriminator!r}; valid choices: {", ".join(sorted(names))}')
+    if acgan:
+      raise configs.ConfigError('config.tricks.ensemble does not compose with AC-GAN '
+                                "conditioning; set config.model.d.conditioning to another choice")
+  if (tricks.feature_matching != 'none' and
+      config.model.discriminator not in models.FEATURE_DISCRIMINATORS):
+    raise configs.ConfigError(
+        f'config.tricks.feature_matching needs a discriminator that exposes its features, not '
+        f'{config.model.discriminator!r}; valid choices: '
+        f'{", ".join(models.FEATURE_DISCRIMINATORS)}')
 
 
 def create_state(gan: GAN, key: jax.Array) -> state_lib.GANState:
   """Initialises both networks, their optimizers and the EMA copy of G."""
   g_key, d_key = jax.random.split(key)
   z = jnp.zeros((1, gan.z_dim))
-  x = jnp.zeros((1,) + gan.data_shape)
+  x = jnp.zeros((1,) + d_input_shape(gan))
   labels = jnp.zeros((1,), jnp.int32) if gan.num_classes else None
   g = state_lib.init_net(gan.generator, gan.g_tx, g_key, z, labels)
   d = state_lib.init_net(gan.discriminator, gan.d_tx, d_key, x, labels)
@@ -95,12 +146,82 @@ def apply_net(module, params, batch_stats, x, labels, train: bool):
   return module.apply(variables, x, labels, train=train), batch_stats
 
 
-def discriminate(gan: GAN, params, batch_stats, x, labels, train: bool):
-  """D's adversarial output (B,), its class logits (B, C) under AC-GAN (else None), its stats."""
-  out, stats = apply_net(gan.discriminator, params, batch_stats, x, labels, train)
+def d_input_shape(gan: GAN) -> tuple:
+  """The shape of one input of D: the data's, with m samples on the last axis under packing."""
+  return gan.data_shape[:-1] + (gan.data_shape[-1] * gan.tricks.pack,)
+
+
+def d_inputs(gan: GAN, x, step, key) -> jax.Array:
+  """What D sees of a batch x (B, *data_shape): instance noise at the step's σ, then packing."""
+  t = gan.tricks
+  if t.instance_noise:
+    std = tricks_lib.instance_noise_std(t.instance_noise, t.noise_anneal_steps, step)
+    x = tricks_lib.add_instance_noise(x, std, key)
+  return tricks_lib.pack(x, t.pack)
+
+
+def run_d(gan: GAN, params, batch_stats, x, labels, train: bool, features: bool = False):
+  """D on its inputs x (already through `d_inputs`): (out, class_logits, stats, features).
+
+  out: (N,), or (N, K) for an ensemble of K; class_logits: (N, C) under AC-GAN, else None;
+  stats: updated when training; features: the feature arrays D sows ([] unless asked).
+  """
+  variables = {'params': params}
+  mutable = []
+  if batch_stats:
+    variables['batch_stats'] = batch_stats
+    if train:
+      mutable.append('batch_stats')
+  if features:
+    mutable.append('intermediates')
+  if mutable:
+    out, updates = gan.discriminator.apply(variables, x, labels, train=train, mutable=mutable)
+  else:
+    out, updates = gan.discriminator.apply(variables, x, labels, train=train), {}
+  stats = updates['batch_stats'] if 'batch_stats' in updates else batch_stats
+  feats = jax.tree.leaves(updates['intermediates']) if 'intermediates' in updates else []
   if gan.acgan:
-    return out[:, 0], out[:, 1:], stats
-  return out, None, stats
+    return out[:, 0], out[:, 1:], stats, feats
+  return out, None, stats, feats
+
+
+def discriminate(gan: GAN, params, batch_stats, x, labels, train: bool):
+  """D's output for each example of x (B, *data_shape): (out (B,), class logits or None, stats).
+
+  One value per example even where training judges batches: under packing an example is judged
+  as a pack of m copies of itself, an ensemble's members are averaged, and a D that mixes
+  examples (minibatch discrimination) judges each example alone (its stats are then not
+  updated). With none of these tricks it is D on x. Used for plots of D.
+  """
+  m = gan.tricks.pack
+  x = jnp.concatenate([x] * m, axis=-1) if m > 1 else x
+  if gan.d_mixes_examples:
+    def one(xi, li):
+      li = None if li is None else li[None]
+      out, cls, _, _ = run_d(gan, params, batch_stats, xi[None], li, train)
+      return out[0], (None if cls is None else cls[0])
+    (out, cls), stats = jax.vmap(one)(x, labels), batch_stats
+  else:
+    out, cls, stats, _ = run_d(gan, params, batch_stats, x, labels, train)
+  if gan.tricks.ensemble:
+    out = jnp.mean(out, axis=-1)
+  return out, cls, stats
+
+
+def _members(gan: GAN, out) -> list:
+  """D's output as a list of one output per discriminator (one, unless D is an ensemble)."""
+  if gan.tricks.ensemble:
+    return [out[..., k] for k in range(len(gan.tricks.ensemble))]
+  return [out]
+
+
+def _member_fn(gan: GAN, d_fn, k: int):
+  return (lambda x: d_fn(x)[..., k]) if gan.tricks.ensemble else d_fn
+
+
+def _total(values):
+  """The sum of a non-empty list of arrays (the one value itself when there is one)."""
+  return functools.reduce(operator.add, values)
 
 
 def sample_z(gan: GAN, key, n: int) -> jax.Array:
@@ -124,6 +245,48 @@ def _class_loss(class_logits, labels):
   return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
 
 
+def d_update(gan: GAN, d: state_lib.NetState, real, fake, real_labels, fake_labels,
+             pen_key, noise_key, step):
+  """One optimizer step of D on a real and a fake batch: (new D state, metrics).
+
+  Minimises Σ_members objective.d_loss(D(x), D(G(z))) + weight·penalty. Pure and differentiable
+  in `fake`: d_step stops that gradient, the unrolled GAN follows it.
+  """
+  real_key, fake_key = jax.random.split(noise_key)
+  real_in = d_inputs(gan, real, step, real_key)
+  fake_in = d_inputs(gan, fake, step, fake_key)
+
+  def loss_fn(params):
+    real_out, real_cls, stats, _ = run_d(gan, params, d.batch_stats, real_in, real_labels, True)
+    fake_out, fake_cls, stats, _ = run_d(gan, params, stats, fake_in, fake_labels, True)
+
+    def d_fn(x):  # D on a batch of its inputs (real, fake or interpolated), with the real labels
+      return run_d(gan, params, stats, x, real_labels, True)[0]
+
+    objectives = [gan.objective.d_loss(r, f)
+                  for r, f in zip(_members(gan, real_out), _members(gan, fake_out))]
+    objective = _total(objectives)
+    penalty = _total([gan.penalty.term(_member_fn(gan, d_fn, k), real_in, fake_in, pen_key)
+                      for k in range(len(objectives))])
+    loss = objective + gan.penalty_weight * penalty
+    metrics = {'d_loss': loss, 'd_objective': objective, 'd_penalty': penalty,
+               'd_real': jnp.mean(real_out), 'd_fake': jnp.mean(fake_out)}
+    if gan.tricks.ensemble:  # d_objective is their sum: seed 002's measure of progress
+      metrics.update({f'd_objective_{k}': v for k, v in enumerate(objectives)})
+    if gan.acgan:
+      metrics['d_class_loss'] = (_class_loss(real_cls, real_labels) +
+                                 _class_loss(fake_cls, fake_labels))
+      loss = loss + metrics['d_class_loss']
+      metrics['d_loss'] = loss
+    return loss, (stats, metrics)
+
+  grads, (stats, metrics) = jax.grad(loss_fn, has_aux=True)(d.params)
+  updates, opt_state = gan.d_tx.update(grads, d.opt_state, d.params)
+  d = state_lib.NetState(optax.apply_updates(d.params, updates), stats, opt_state)
+  metrics['d_grad_norm'] = optax.tree.norm(grads)
+  return d, metrics
+
+
 def d_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
   """One D update: minimise objective.d_loss(D(x), D(G(z))) + weight·penalty, G frozen.
 
@@ -137,46 +300,82 @@ def d_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
   fake, _ = apply_net(gan.generator, state.g.params, state.g.batch_stats, sample_z(gan, z_key, n),
                       fake_labels, train=True)
   fake = jax.lax.stop_gradient(fake)
-
-  def loss_fn(params):
-    real_out, real_cls, stats = discriminate(gan, params, state.d.batch_stats, real, real_labels,
-                                             True)
-    fake_out, fake_cls, stats = discriminate(gan, params, stats, fake, fake_labels, True)
-
-    def d_fn(x):  # D on a batch of real, fake or interpolated inputs, with the real labels
-      return discriminate(gan, params, stats, x, real_labels, True)[0]
-
-    objective = gan.objective.d_loss(real_out, fake_out)
-    penalty = gan.penalty.term(d_fn, real, fake, pen_key)
-    loss = objective + gan.penalty_weight * penalty
-    metrics = {'d_loss': loss, 'd_objective': objective, 'd_penalty': penalty,
-               'd_real': jnp.mean(real_out), 'd_fake': jnp.mean(fake_out)}
-    if gan.acgan:
-      metrics['d_class_loss'] = (_class_loss(real_cls, real_labels) +
-                                 _class_loss(fake_cls, fake_labels))
-      loss = loss + metrics['d_class_loss']
-      metrics['d_loss'] = loss
-    return loss, (stats, metrics)
-
-  grads, (stats, metrics) = jax.grad(loss_fn, has_aux=True)(state.d.params)
-  updates, opt_state = gan.d_tx.update(grads, state.d.opt_state, state.d.params)
-  d = state_lib.NetState(optax.apply_updates(state.d.params, updates), stats, opt_state)
-  metrics['d_grad_norm'] = optax.tree.norm(grads)
+  d, metrics = d_update(gan, state.d, real, fake, real_labels, fake_labels, pen_key,
+                        jax.random.fold_in(key, 1), state.step)
   return state.replace(d=d), metrics
 
 
+def unrolled_discriminator(gan: GAN, d: state_lib.NetState, g_params, g_batch_stats, real,
+                           real_labels, key, step, num_steps: int) -> state_lib.NetState:
+  """D after `num_steps` updates (optimizer state included) against G(g_params), as a
+  differentiable function of g_params: the surrogate D of the unrolled GAN.
+
+  Metz et al. 2017, "Unrolled Generative Adversarial Networks" (arXiv:1611.02163), eqs. 7-10:
+  G minimises f(θ_G, θ_D^K(θ_G, θ_D)), where θ_D^K is K steps of D's optimizer, and the gradient
+  flows through those steps (how D would react to G's move). Each step draws fresh z; the real
+  batch is the G step's own.
+  """
+  n = real.shape[0]
+
+  def body(d, key):
+    z_key, label_key, pen_key, noise_key = jax.random.split(key, 4)
+    labels = sample_labels(gan, label_key, n)
+    fake, _ = apply_net(gan.generator, g_params, g_batch_stats, sample_z(gan, z_key, n), labels,
+                        train=True)
+    d, _ = d_update(gan, d, real, fake, real_labels, labels, pen_key, noise_key, step)
+    return d, None
+
+  d, _ = jax.lax.scan(body, d, jax.random.split(key, num_steps))
+  return d
+
+
 def g_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
-  """One G update: minimise objective.g_loss(D(G(z))), D frozen. `batch` sets the batch size."""
+  """One G update: minimise objective.g_loss(D(G(z))), D frozen. `batch` sets the batch size and
+  gives the real samples that relativistic losses, feature matching and unrolling compare with.
+
+  Under feature matching the loss is (or gains) weight·‖E f(x) - E f(G(z))‖²; under unrolling D
+  is the surrogate `unrolled_discriminator`; an ensemble's member losses are summed.
+  """
   z_key, label_key = jax.random.split(key)
   n = batch['x'].shape[0]
   z, labels = sample_z(gan, z_key, n), sample_labels(gan, label_key, n)
+  t = gan.tricks
+  use_features = t.feature_matching != 'none'
+  needs_real = (gan.objective.g_uses_real or use_features or t.unroll_steps > 0 or
+                t.adaptive is not None)
+  real_key, fake_key = jax.random.split(jax.random.fold_in(key, 1))
+  if needs_real:
+    real = gan.shard_batch(batch['x'])
+    real_labels = batch.get('label') if gan.num_classes else None
+    real_in = d_inputs(gan, real, state.step, real_key)
 
   def loss_fn(params):
     fake, stats = apply_net(gan.generator, params, state.g.batch_stats, z, labels, True)
-    fake_out, fake_cls, _ = discriminate(gan, state.d.params, state.d.batch_stats, fake, labels,
-                                         True)
-    loss = gan.objective.g_loss(fake_out)
-    metrics = {'g_loss': loss}
+    d = state.d
+    if t.unroll_steps:
+      d = unrolled_discriminator(gan, state.d, params, state.g.batch_stats, real, real_labels,
+                                 jax.random.fold_in(key, 2), state.step, t.unroll_steps)
+    fake_out, fake_cls, _, fake_feats = run_d(gan, d.params, d.batch_stats,
+                                              d_inputs(gan, fake, state.step, fake_key), labels,
+                                              True, use_features)
+    fake_members = _members(gan, fake_out)
+    real_members = [None] * len(fake_members)
+    if needs_real:
+      real_out, _, _, real_feats = run_d(gan, d.params, d.batch_stats, real_in, real_labels,
+                                         True, use_features)
+      real_members = _members(gan, real_out)
+    adversarial = _total([losses.g_value(gan.objective, f, r)
+                          for f, r in zip(fake_members, real_members)])
+    loss, metrics = adversarial, {}
+    if use_features:
+      matching = tricks_lib.feature_matching_loss(real_feats, fake_feats)
+      weighted = t.feature_matching_weight * matching
+      loss = weighted if t.feature_matching == 'replace' else adversarial + weighted
+      metrics.update(g_adversarial=adversarial, g_feature_matching=matching)
+    if t.adaptive is not None:  # the game's value, D's objective, on these fakes
+      metrics['g_d_objective'] = _total([gan.objective.d_loss(r, f)
+                                         for r, f in zip(real_members, fake_members)])
+    metrics['g_loss'] = loss
     if gan.acgan:
       metrics['g_class_loss'] = _class_loss(fake_cls, labels)
       loss = loss + metrics['g_class_loss']
@@ -190,9 +389,15 @@ def g_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
   return state.replace(g=g), metrics
 
 
+def _ema_and_count(gan: GAN, state: state_lib.GANState) -> state_lib.GANState:
+  decay = gan.ema_decay
+  g_ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.g_ema, state.g.params)
+  return state.replace(step=state.step + 1, g_ema=g_ema)
+
+
 def train_iteration(gan: GAN, state: state_lib.GANState, batch: Optional[jax.Array],
                     loop_key: jax.Array):
-  """n_critic D steps, then one G step and the EMA update.
+  """n_critic D steps, then one G step and the EMA update (or the adaptive schedule's loops).
 
   `batch` holds n_critic real batches: {'x': (n_critic, batch_size, *data_shape), 'label':
   (n_critic, batch_size)}; with None, they are drawn in-jit from `gan.sample_data`. Returns
@@ -200,6 +405,8 @@ def train_iteration(gan: GAN, state: state_lib.GANState, batch: Optional[jax.Arr
   """
   key = jax.random.fold_in(loop_key, state.step)
   data_key, d_key, g_key = jax.random.split(key, 3)
+  if gan.tricks.adaptive is not None:
+    return adaptive_iteration(gan, state, batch, data_key, d_key, g_key)
   if batch is None:
     x = gan.sample_data(data_key, gan.n_critic * gan.batch_size)
     batch = {'x': x.reshape((gan.n_critic, gan.batch_size) + gan.data_shape)}
@@ -211,11 +418,58 @@ def train_iteration(gan: GAN, state: state_lib.GANState, batch: Optional[jax.Arr
   state, d_metrics = jax.lax.scan(critic_update, state,
                                   (batch, jax.random.split(d_key, gan.n_critic)))
   state, g_metrics = g_step(gan, state, jax.tree.map(lambda b: b[-1], batch), g_key)
-  decay = gan.ema_decay
-  g_ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.g_ema, state.g.params)
-  state = state.replace(step=state.step + 1, g_ema=g_ema)
+  state = _ema_and_count(gan, state)
   metrics = {k: jnp.mean(v) for k, v in d_metrics.items()} | g_metrics
   return state, metrics
+
+
+def adaptive_iteration(gan: GAN, state: state_lib.GANState, batch: Optional[dict], data_key,
+                       d_key, g_key):
+  """Seed document 002's schedule in one jitted iteration, with the game's value L = D's objective:
+
+      do D step while L > c1 (at most max_d_steps);  then  do G step while L < c2 (at most
+      max_g_steps);  then the EMA update.
+
+  L is each step's value before its update (D's objective on that step's real and fake batch; for
+  G, D's objective on the step's fakes). Each loop runs at least once, so every iteration trains
+  both. Both loops are `lax.while_loop`s: no host round-trip. Real batches: drawn in-jit for toy
+  data, else the n_critic given batches in turn. Metrics: the last step of each loop, and the
+  counts `d_steps`, `g_steps`.
+  """
+  a = gan.tricks.adaptive
+
+  def real_batch(i):
+    if batch is None:
+      return {'x': gan.sample_data(jax.random.fold_in(data_key, i), gan.batch_size)}
+    return jax.tree.map(lambda b: b[i % b.shape[0]], batch)
+
+  def d_body(carry):
+    state, _, i = carry
+    state, metrics = d_step(gan, state, real_batch(i), jax.random.fold_in(d_key, i))
+    return state, metrics, i + 1
+
+  def d_cond(carry):
+    _, metrics, i = carry
+    return (metrics['d_objective'] > a.c1) & (i < a.max_d_steps)
+
+  state, d_metrics, d_steps = jax.lax.while_loop(d_cond, d_body,
+                                                 d_body((state, None, jnp.int32(0))))
+  g_real = real_batch(a.max_d_steps)  # for toy data, a batch the D loop did not see
+
+  def g_body(carry):
+    state, _, j = carry
+    state, metrics = g_step(gan, state, g_real, jax.random.fold_in(g_key, j))
+    return state, metrics, j + 1
+
+  def g_cond(carry):
+    _, metrics, j = carry
+    return (metrics['g_d_objective'] < a.c2) & (j < a.max_g_steps)
+
+  state, g_metrics, g_steps = jax.lax.while_loop(g_cond, g_body,
+                                                 g_body((state, None, jnp.int32(0))))
+  state = _ema_and_count(gan, state)
+  counts = {'d_steps': d_steps.astype(jnp.float32), 'g_steps': g_steps.astype(jnp.float32)}
+  return state, d_metrics | g_metrics | counts
 
 
 def train_call(gan: GAN, state: state_lib.GANState, loop_key: jax.Array,

@@ -18,10 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from gan_jax import checkpoints, configs, input_pipeline, logs, plots, sharding, steps, toy_data
-from gan_jax.metrics import mode_metrics
+from gan_jax import checkpoints, configs, distributed, evaluation, input_pipeline, logs, plots
+from gan_jax import sharding, steps
+from gan_jax import pix2pix, toy_data
 
-EVAL_METRICS = ('modes',)
 GENERATOR_KINDS = ('ema', 'raw')
 
 
@@ -81,11 +81,6 @@ class Experiment:
       raise configs.ConfigError(
           f'config.data.batch_size={config.data.batch_size} must be divisible by the number of '
           f'devices ({self.mesh.size})')
-    for metric in config.eval.metrics:
-      configs.lookup(dict.fromkeys(EVAL_METRICS), 'eval.metrics', metric)
-      if metric == 'modes' and getattr(self.data, 'centers', None) is None:
-        raise configs.ConfigError(f"config.eval.metrics: 'modes' needs a mixture dataset, and "
-                                  f'{self.data.name!r} has no modes; set config.eval.metrics=()')
     for kind in config.eval.generators:
       configs.lookup(dict.fromkeys(GENERATOR_KINDS), 'eval.generators', kind)
     if self.is_toy:
@@ -102,6 +97,18 @@ class Experiment:
     configs.call(lambda: jax.eval_shape(functools.partial(steps.create_state, self.gan),
                                         self.init_key), 'model')
     self._train_fns = {}
+    self.evaluator = evaluation.Evaluator(
+        config, self.data, self._real_data(), self._sample, self.gan.num_classes,
+        sharding.batch_sharded(self.mesh), self.eval_key, self.is_toy, log=tqdm.write)
+
+  def _real_data(self):
+    """The reference images of the eval metrics: config.eval.real_split of the data (or None)."""
+    split = self.config.eval.get('real_split')
+    if self.is_toy or not split or split == self.config.data.get('split'):
+      return None if self.is_toy else self.data
+    data_config = self.config.data.copy_and_resolve_references()
+    data_config.split = split
+    return load_data(data_config)
 
   def init_state(self):
     create = jax.jit(functools.partial(steps.create_state, self.gan), out_shardings=self.repl)
@@ -165,30 +172,32 @@ class Experiment:
     if self.gan.num_classes and labels is None:
       labels = np.arange(n) % self.gan.num_classes
     labels = None if labels is None else jnp.asarray(labels, jnp.int32)
-    return np.asarray(self._sample(params, state.g.batch_stats, self.eval_key, labels, n))
+    return distributed.to_host(self._sample(params, state.g.batch_stats, self.eval_key, labels, n))
 
   def evaluate(self, state, n: int) -> list:
     """[(kind, metrics, protocol)] for each generator in config.eval.generators."""
     results = []
     for kind in self.config.eval.generators:
-      fake = self.samples(state, kind, n)
-      metrics, protocol = {}, {'generator': kind, 'num_samples': n, 'data': self.data.name}
-      if 'modes' in self.config.eval.metrics:
-        metrics.update(mode_metrics(fake, self.data.centers, self.data.std))
-        protocol.update(modes='PacGAN: nearest mean by std-normalised distance, HQ if < 3 std',
-                        num_modes=int(self.data.centers.shape[0]), std=self.data.std)
+      params = state.g_ema if kind == 'ema' else state.g.params
+      metrics, protocol = self.evaluator(params, state.g.batch_stats, n, kind)
       results.append((kind, metrics, protocol))
     return results
 
   def plot(self, state, path: str, title: str):
-    """Writes the eval figure to `path`; returns the image grid (for TensorBoard) or None."""
+    """Writes the eval figure to `path` (process 0); returns the image grid (for TensorBoard).
+
+    Every process calls it (sampling is a collective); only process 0 draws and writes.
+    """
     if not self.is_toy:
       return self._plot_images(state, path, title)
     n = self.config.eval.num_samples
     kind = self.config.eval.generators[0] if self.config.eval.generators else 'ema'
     fake = self.samples(state, kind, n)
+    if not distributed.is_main():
+      return None
     real = np.asarray(self.data.sample(jax.random.fold_in(self.eval_key, 1), n))
-    d_fn = lambda x: self._discriminate(state.d, jnp.asarray(x))
+    d_local = jax.device_get(state.d)  # a host copy: D's contour is drawn by this process alone
+    d_fn = lambda x: self._discriminate(d_local, jnp.asarray(x))
     plots.plot_toy(path, real, fake, d_fn, f'{title} ({kind} generator)')
     return None
 
@@ -199,14 +208,15 @@ class Experiment:
     labels = np.repeat(np.arange(rows), 8) % classes if classes else None
     grids = [(kind, plots.image_grid(self.samples(state, kind, rows * 8, labels), 8))
              for kind in (self.config.eval.generators or ('ema',))]
-    plots.save_image_panels(path, grids, title)
+    if distributed.is_main():
+      plots.save_image_panels(path, grids, title)
     return grids[0][1]
 
 
 def make_experiment(config, devices=None):
   """The experiment object for config.task: 'gan' (the default) or 'pix2pix'."""
   task = config.get('task', 'gan')
-  experiments = {'gan': Experiment}
+  experiments = {'gan': Experiment, 'pix2pix': pix2pix.Pix2PixExperiment}
   return configs.lookup(experiments, 'task', task)(config, devices)
 
 
@@ -261,9 +271,13 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
 
   Returns {'train': last train record, 'eval': [last eval records], 'preempted': bool}.
   """
+  main = distributed.is_main()
+  log = log if main else (lambda message: None)
   exp = make_experiment(config, devices)
   t = config.train
-  _prepare_workdir(workdir, config, overwrite)
+  if main:
+    _prepare_workdir(workdir, config, overwrite)
+  distributed.barrier('workdir prepared')
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), t.keep)
   state = exp.init_state()
   restored = ckpts.restore_latest(state, log)
@@ -275,7 +289,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
   if step >= t.steps:
     log(f'the run in {workdir} is already complete (step {step}, config.train.steps={t.steps}); '
         'raise --config.train.steps to train on, or pass --overwrite to start over')
-  writer = logs.MetricWriter(workdir)
+  writer = logs.MetricWriter(workdir, enabled=main)
   take_batches = exp.batch_stream(step)
   examples_per_step = config.data.batch_size * config.optim.n_critic
   result = {'train': None, 'eval': [], 'preempted': False}
@@ -318,7 +332,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
       writer.image(step, 'samples', grid)
 
   with _Preemption() as preemption, tqdm(total=t.steps, initial=step, unit='it',
-                                         dynamic_ncols=True, mininterval=1.0) as bar:
+                                         dynamic_ncols=True, mininterval=1.0,
+                                         disable=not main) as bar:
     try:
       while step < t.steps:
         n = min(t.steps_per_call - step % t.steps_per_call, t.steps - step)
@@ -328,7 +343,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
         step += n
         bar.update(n)
         done = step >= t.steps
-        stop = preemption.requested  # read once: SIGTERM may arrive during this block
+        # Read once (SIGTERM may arrive during this block); all hosts stop if any was told to.
+        stop = distributed.any_process(preemption.requested)
         eval_now = step % t.eval_every == 0 or done
         save_now = step % t.checkpoint_every == 0 or done or stop
         if step % t.log_every == 0 or eval_now or save_now:
@@ -355,6 +371,8 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
 
 def evaluate_workdir(config, workdir: str, num_samples: int = None, log=tqdm.write) -> list:
   """--mode=eval: evaluates the latest checkpoint of `workdir` and writes eval_STEP.json."""
+  main = distributed.is_main()
+  log = log if main else (lambda message: None)
   exp = make_experiment(config)
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), config.train.keep)
   state = ckpts.restore_latest(exp.init_state(), log)
@@ -363,9 +381,10 @@ def evaluate_workdir(config, workdir: str, num_samples: int = None, log=tqdm.wri
     raise configs.ConfigError(f'workdir {workdir} has no checkpoint to evaluate; train first')
   step = int(jax.device_get(state.step))
   n = num_samples or config.eval.num_samples
-  writer = logs.MetricWriter(workdir)
+  writer = logs.MetricWriter(workdir, enabled=main)
   records = _write_eval(writer, step, exp.evaluate(state, n), log)
   writer.close()
-  with open(os.path.join(workdir, f'eval_{step:07d}.json'), 'w') as f:
-    json.dump(records, f, indent=2)
+  if main:
+    with open(os.path.join(workdir, f'eval_{step:07d}.json'), 'w') as f:
+      json.dump(records, f, indent=2)
   return records

@@ -27,7 +27,12 @@ def trained(tmp_path_factory):
   logs = []
   start = time.perf_counter()
   clf = dc.load_or_train(cache_dir, seed=0, log=logs.append)
-  return clf, cache_dir, logs, time.perf_counter() - start
+  seconds = time.perf_counter() - start
+  # Shared with the later tests (conftest's session cache) so that none trains it again.
+  os.makedirs(dc.default_cache_dir(), exist_ok=True)
+  for src, dst in zip(dc.cache_paths(cache_dir), dc.cache_paths()):
+    shutil.copyfile(src, dst)
+  return clf, cache_dir, logs, seconds
 
 
 @pytest.fixture(scope='module')

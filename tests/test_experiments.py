@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from gan_jax import input_pipeline, logs, toy_data, train
+from gan_jax import evaluation, input_pipeline, logs, toy_data, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENTS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, 'experiments', '*.py')))
+# phenomenon_*.py configs are measurements (task='phenomenon'), run by tests/test_phenomena.py.
+EXPERIMENTS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, 'experiments', '*.py'))
+                     if not os.path.basename(p).startswith('phenomenon_'))
 
 
 def load(name):
@@ -27,11 +29,23 @@ def shrink(config, batch_size=8):
   """The same experiment, small enough for a test: few steps, narrow networks, small batches."""
   config.train.update(steps=4, steps_per_call=2, log_every=2, eval_every=4, checkpoint_every=4)
   config.eval.num_samples = 200
+  offline_eval(config)
   if config.data.name not in toy_data.DATASETS:
     config.data.batch_size = batch_size
     for net in ('g', 'd'):
       if 'channels' in config.model[net]:
         config.model[net].channels = 8
+  return config
+
+
+def offline_eval(config):
+  """Inception's weights cannot be downloaded here: such configs are evaluated on pixels."""
+  name = evaluation.resolve_features(config.eval, config.data.name,
+                                     config.data.name in toy_data.DATASETS)
+  if name == 'inception':
+    config.eval.features = 'identity'
+    config.eval.metrics = tuple(m for m in config.eval.metrics
+                                if 'probs' not in evaluation.METRICS[m])
   return config
 
 
@@ -62,6 +76,11 @@ def test_experiment_runs_a_few_steps(name, tmp_path):
                                       log=lambda m: None)
   assert_finite_record(result['train'])
   assert result['train']['step'] == 4
+  if config.eval.metrics:  # every configured metric was computed, with its protocol
+    assert len(result['eval']) == len(config.eval.generators)
+    for record in result['eval']:
+      assert record['protocol']['num_samples'] == 200
+      assert all(np.isfinite(v) for v in record.values() if isinstance(v, float)), record
   assert os.path.exists(tmp_path / 'samples' / 'step_0000004.png')
 
 
@@ -72,6 +91,8 @@ def test_wgan_cifar_end_to_end_on_eight_devices(tmp_path):
   config.train.update(steps=2, steps_per_call=1, log_every=1, eval_every=2, checkpoint_every=1)
   config.data.batch_size = 16
   config.model.g.channels = config.model.d.channels = 8
+  config.eval.num_samples = 64
+  offline_eval(config)
   assert config.optim.n_critic == 5 and config.penalty.name == 'wgan_gp'
   with tfds.testing.mock_data(num_examples=200):
     result = train.train_and_evaluate(config, str(tmp_path), log=lambda m: None)

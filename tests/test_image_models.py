@@ -1,11 +1,14 @@
 """Shape contracts of every image architecture, per resolution and conditioning mode."""
+import functools
+
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import image_models, models
+from gan_jax import image_models, layers, models
 
 B, C = 4, 10
 LABELS = jnp.arange(B) % C
@@ -116,3 +119,56 @@ def test_bad_conditioning_is_named():
   with pytest.raises(ValueError, match="unknown conditioning 'projection'; valid choices: "
                                        'none, concat, cbn'):
     g.init(jax.random.key(0), jnp.zeros((1, 4)), None)
+
+
+class _PlainGBlock(nn.Module):
+  """The ResNet G block as written in the papers, with flax convs: upsample, then conv."""
+  features: int
+
+  @nn.compact
+  def __call__(self, x, labels, train):
+    norm = functools.partial(image_models._GeneratorNorm, 'batch', 0)  # pylint: disable=protected-access
+    up = layers.upsample
+    h = nn.Conv(self.features, (3, 3), padding='SAME', name='Conv_0')(
+        up(nn.relu(norm()(x, labels, train))))
+    h = nn.Conv(self.features, (3, 3), padding='SAME', name='Conv_1')(
+        nn.relu(norm()(h, labels, train)))
+    return h + nn.Dense(self.features)(up(x))
+
+
+class _PlainDBlock(nn.Module):
+  """The ResNet D down block (not the first) as written: shortcut conv1 then average pooling."""
+  features: int
+
+  @nn.compact
+  def __call__(self, x, train):
+    pool = image_models._avg_pool  # pylint: disable=protected-access
+    conv = lambda name: nn.Conv(self.features, (3, 3), padding='SAME', name=name)
+    h = pool(conv('Conv_0')(nn.relu(conv('Conv_1')(nn.relu(x)))))  # _DBlock's names
+    return h + pool(nn.Dense(self.features)(x))
+
+
+@pytest.mark.parametrize('block', ['generator', 'discriminator'])
+def test_resnet_block_rewrites_equal_the_plain_blocks(block):
+  """UpsampleConv and the 1×1 conv moved past upsampling / pooling: same outputs and gradients."""
+  x = jax.random.normal(jax.random.key(3), (2, 4, 4, 6))
+  init = nn.initializers.normal(0.3)
+  if block == 'generator':
+    fast = image_models._GBlock(5, 'batch', 0, init)  # pylint: disable=protected-access
+    plain = _PlainGBlock(5)
+    run = lambda m, v, x: m.apply(v, x, None, True, mutable=['batch_stats'])[0]
+  else:
+    fast = image_models._DBlock(5, True, False, False, init)  # pylint: disable=protected-access
+    plain = _PlainDBlock(5)
+    run = lambda m, v, x: m.apply(v, x, True)
+  variables = _perturbed(fast.init(jax.random.key(4), x, *([None] if block == 'generator' else
+                                                              []), True))
+  r = jax.random.normal(jax.random.key(5), run(fast, variables, x).shape)
+
+  def derivatives(module, variables, x):
+    loss = lambda params, x: jnp.sum(r * jnp.tanh(run(module, {**variables, 'params': params}, x)))
+    return run(module, variables, x), jax.grad(loss, (0, 1))(variables['params'], x)
+
+  for a, e in zip(jax.tree.leaves(derivatives(fast, variables, x)),
+                  jax.tree.leaves(derivatives(plain, variables, x))):
+    np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-4 * max(1.0, float(jnp.max(jnp.abs(e)))))

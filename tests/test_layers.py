@@ -62,6 +62,52 @@ def test_fast_equals_reference_to_second_order(name, shape):
   _assert_close(fast, ref)
 
 
+# (B, H, W, C, F, k): each branch of conv_same / conv_weight_grad (native conv and k·k matmuls
+# for C, F >= 16; matmul + shifted sum and shifted-g matmul for F < 16; im2col for C < 16).
+CONV_PAIR_SHAPES = [(2, 5, 6, 16, 17, 3), (2, 6, 5, 20, 3, 3), (2, 5, 5, 3, 18, 3),
+                    (2, 6, 6, 17, 16, 4), (1, 4, 5, 2, 3, 1)]
+
+
+@pytest.mark.parametrize('shape', CONV_PAIR_SHAPES)
+def test_conv_pair_equals_lax_conv_to_second_order(shape):
+  """conv_same and its custom VJPs (through conv_weight_grad's) equal lax's conv autodiff."""
+  b, h, w, c, f, k = shape
+  lo = (k - 1) // 2
+  kx, kk, kr = jax.random.split(jax.random.key(1), 3)
+  x, kernel = jax.random.normal(kx, (b, h, w, c)), 0.3 * jax.random.normal(kk, (k, k, c, f))
+  r = jax.random.normal(kr, (b, h, w, f))
+  lax_conv = lambda x, kernel, lo: jax.lax.conv_general_dilated(
+      x, kernel, (1, 1), ((lo, k - 1 - lo),) * 2, dimension_numbers=layers.DIMENSION_NUMBERS)
+
+  @functools.partial(jax.jit, static_argnums=0)
+  def derivatives(conv, x, kernel):
+    critic = lambda x, kernel: jnp.sum(r * jnp.tanh(conv(x, kernel, lo)))
+    grad_x_norm = lambda x, kernel: jnp.sum(jax.grad(critic)(x, kernel) ** 2)  # WGAN-GP-like
+    grad_k_norm = lambda x, kernel: jnp.sum(jax.grad(critic, 1)(x, kernel) ** 2)
+    return (conv(x, kernel, lo), jax.grad(critic, (0, 1))(x, kernel),
+            jax.grad(grad_x_norm, (0, 1))(x, kernel), jax.grad(grad_k_norm, (0, 1))(x, kernel))
+
+  _assert_close(derivatives(layers.conv_same, x, kernel), derivatives(lax_conv, x, kernel))
+
+
+@pytest.mark.parametrize('shape', SHAPES[:3])
+def test_upsample_conv_equals_conv_of_upsampled_to_second_order(shape):
+  b, h, w, c, f = shape
+  kx, kp, kr = jax.random.split(jax.random.key(2), 3)
+  x = jax.random.normal(kx, (b, h, w, c))
+  layer = layers.UpsampleConv(f, kernel_init=nn.initializers.normal(0.3),
+                              bias_init=nn.initializers.normal(0.1))
+  params = layer.init(kp, x)['params']
+  r = jax.random.normal(kr, (b, 2 * h, 2 * w, f))
+  plain = lambda variables, x: nn.Conv(f, (3, 3), padding='SAME').apply(variables,
+                                                                         layers.upsample(x))
+  fast = _derivatives(layer.apply, params, x, r)
+  chex.assert_shape(fast[0], r.shape)
+  _assert_close(fast, _derivatives(plain, params, x, r))
+  reference = layers.UpsampleConv(f, impl='reference').apply({'params': params}, x)
+  np.testing.assert_allclose(reference, plain({'params': params}, x), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize('name', sorted(FAST))
 def test_reference_impl_is_the_flax_module(name):
   x, params, _ = _init(name, SHAPES[-1])

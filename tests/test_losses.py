@@ -15,7 +15,7 @@ from gan_jax import losses
 def test_objective_contract(name, shape):
   obj = losses.get(name)
   real, fake = jnp.linspace(-2, 2, 8).reshape(shape), -jnp.linspace(0, 1, 8).reshape(shape)
-  d, g = jax.jit(obj.d_loss)(real, fake), jax.jit(obj.g_loss)(fake)
+  d, g = jax.jit(obj.d_loss)(real, fake), jax.jit(losses.g_value, static_argnums=0)(obj, fake, real)
   chex.assert_shape([d, g], [(), ()])
   chex.assert_type([d, g], jnp.float32)
   chex.assert_tree_all_finite((d, g))
@@ -98,3 +98,55 @@ def test_get_unknown_names_valid_keys():
 def test_get_rejects_options_of_another_objective():
   with pytest.raises(ValueError, match='takes no options'):
     losses.get('hinge', margin=1.0)
+
+
+def test_relativistic_values_by_hand():
+  sp = lambda x: np.log1p(np.exp(np.asarray(x, np.float64)))
+  r, f = REAL.astype(np.float64), FAKE.astype(np.float64)
+  # RSGAN: pairs by index; D = E softplus(f - r), G = E softplus(r - f).
+  rs = losses.get('relativistic')
+  np.testing.assert_allclose(rs.d_loss(REAL, FAKE), np.mean(sp(f - r)), rtol=1e-6)
+  np.testing.assert_allclose(rs.g_loss(FAKE, REAL), np.mean(sp(r - f)), rtol=1e-6)
+  # RaSGAN: D̃(x_r) = r - mean f, D̃(x_f) = f - mean r; G swaps the roles.
+  ra = losses.get('relativistic_average')
+  d_ref = np.mean(sp(-(r - f.mean()))) + np.mean(sp(f - r.mean()))
+  g_ref = np.mean(sp(-(f - r.mean()))) + np.mean(sp(r - f.mean()))
+  np.testing.assert_allclose(ra.d_loss(REAL, FAKE), d_ref, rtol=1e-6)
+  np.testing.assert_allclose(ra.g_loss(FAKE, REAL), g_ref, rtol=1e-6)
+  # RaHinge: mean r = 0.375, mean f = -0.5. relu(1 - (r + 0.5)) = [0, 1.5, 0, 0.5] -> 0.5;
+  # relu(1 + (f - 0.375)) = [0, 2.125, 0.625, 0.125] -> 0.71875.
+  rh = losses.get('relativistic_average_hinge')
+  np.testing.assert_allclose(rh.d_loss(REAL, FAKE), 0.5 + 0.71875, rtol=1e-6)
+  np.testing.assert_allclose(rh.g_loss(FAKE, REAL), rh.d_loss(FAKE, REAL), rtol=1e-6)
+  assert all(losses.get(n).g_uses_real for n in ('relativistic', 'relativistic_average',
+                                                 'relativistic_average_hinge'))
+  assert not any(losses.get(n).g_uses_real for n in ('minimax', 'non_saturating', 'hinge'))
+
+
+def test_relativistic_average_is_indifferent_at_equal_outputs():
+  same = jnp.full((6,), 0.7)  # C(x_r) = C(x_f): both relative logits 0, so D = G = 2 log 2
+  ra = losses.get('relativistic_average')
+  np.testing.assert_allclose(ra.d_loss(same, same), 2 * math.log(2), rtol=1e-6)
+  np.testing.assert_allclose(ra.g_loss(same, same), 2 * math.log(2), rtol=1e-6)
+
+
+def test_one_sided_label_smoothing_by_hand():
+  # Real target 0.9: -E[0.9 log σ(r) + 0.1 log(1 - σ(r))] - E[log(1 - σ(f))].
+  p = _sigmoid(REAL)
+  ref = (-np.mean(0.9 * np.log(p) + 0.1 * np.log(1 - p)) -
+         np.mean(np.log(1 - _sigmoid(FAKE))))
+  np.testing.assert_allclose(losses.smoothed_bce_d_loss(REAL, FAKE, 0.9), ref, rtol=1e-6)
+  smoothed = losses.one_sided_label_smoothing(losses.get('non_saturating'), 0.9)
+  np.testing.assert_allclose(smoothed.d_loss(REAL, FAKE), ref, rtol=1e-6)
+  assert smoothed.g_loss is losses.non_saturating_g_loss  # one-sided: G's loss unchanged
+  # Target 1 is the plain BCE loss; a target < 1 keeps D's real logits finite at the optimum.
+  np.testing.assert_allclose(losses.smoothed_bce_d_loss(REAL, FAKE, 1.0),
+                             losses.bce_d_loss(REAL, FAKE), rtol=1e-6)
+  grad = jax.grad(lambda r: losses.smoothed_bce_d_loss(r, FAKE, 0.9))
+  np.testing.assert_allclose(grad(jnp.full(4, math.log(9.0))), 0.0, atol=1e-6)  # σ(r*) = 0.9
+
+
+def test_label_smoothing_needs_cross_entropy():
+  assert losses.one_sided_label_smoothing(losses.get('hinge'), 1.0) == losses.get('hinge')
+  with pytest.raises(ValueError, match='valid objectives: minimax, non_saturating'):
+    losses.one_sided_label_smoothing(losses.get('wasserstein'), 0.9)

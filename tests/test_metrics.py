@@ -128,9 +128,10 @@ def test_kid_against_direct_numpy():
   for _ in range(5):
     x, y = a[rs.choice(25, 10, replace=False)], b[rs.choice(25, 10, replace=False)]
     mmds.append(_mmd2_unbiased_loops(x, y, lambda p, q: (0.5 * p @ q + 2) ** 2))
-  got = metrics.kernel_inception_distance(a, b, num_subsets=5, subset_size=10, degree=2,
-                                          gamma=0.5, coef0=2, seed=7)
-  np.testing.assert_allclose(got, (np.mean(mmds), np.std(mmds)), rtol=1e-10)
+  for gram_limit in (0, 1000):  # subsets recomputed, or read from the precomputed Gram matrices
+    got = metrics.kernel_inception_distance(a, b, num_subsets=5, subset_size=10, degree=2,
+                                            gamma=0.5, coef0=2, seed=7, gram_limit=gram_limit)
+    np.testing.assert_allclose(got, (np.mean(mmds), np.std(mmds)), rtol=1e-10)
 
 
 def test_kid_same_vs_shifted():

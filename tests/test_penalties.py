@@ -53,6 +53,27 @@ def test_r1_of_quadratic_critic():
                              rtol=1e-5)
 
 
+@pytest.mark.parametrize('norm', [1.0, 3.0])
+def test_dragan_of_linear_critic(norm):
+  # ∇D = w at every perturbed point: DRAGAN = (‖w‖ - 1)².
+  w = norm * jnp.array([0.6, 0.8])
+  real = jax.random.normal(jax.random.key(4), (16, 2))
+  pen = jax.jit(lambda r: penalties.dragan_penalty(_linear_critic(w), r, jax.random.key(5)))(real)
+  np.testing.assert_allclose(pen, (norm - 1.0) ** 2, atol=1e-5)
+
+
+def test_dragan_perturbs_within_half_a_std_above_the_data():
+  # 1-D data ±1 (std 1), D(x) = ½x²: ∇D(x̂) = x̂ = x + α·0.5·u with α, u ~ U[0, 1].
+  # |x̂| - 1 = ±0.5αu for x = ±1, so the penalty is 0.25·E[α²]E[u²] = 0.25/9 = 1/36.
+  real = jnp.tile(jnp.array([[1.0], [-1.0]]), (8192, 1))
+  d_fn = lambda x: 0.5 * jnp.sum(x ** 2, axis=1)
+  pen = penalties.dragan_penalty(d_fn, real, jax.random.key(6))
+  np.testing.assert_allclose(pen, 1 / 36, rtol=0.05)
+  # Scale 0 puts x̂ on the data: (|±1| - 1)² = 0.
+  np.testing.assert_allclose(penalties.dragan_penalty(d_fn, real, jax.random.key(6), scale=0.0),
+                             0.0, atol=1e-6)
+
+
 def test_weight_clipping_projects_after_the_update():
   params = {'w': jnp.array([0.005, -0.009, 0.0, 0.02])}
   tx = optax.chain(optax.sgd(1.0), penalties.weight_clipping(0.01))
@@ -71,7 +92,8 @@ def test_penalty_registry():
   updates, _ = clip.d_transform.update({'w': jnp.array([1.0])}, optax.EmptyState(),
                                        {'w': jnp.array([0.0])})
   np.testing.assert_allclose(updates['w'], [0.05])
-  with pytest.raises(ValueError, match='valid penalties: none, r1, weight_clipping, wgan_gp'):
+  with pytest.raises(ValueError,
+                     match='valid penalties: dragan, none, r1, weight_clipping, wgan_gp'):
     penalties.get('gp')
   with pytest.raises(ValueError, match="does not take options \\['clip'\\]"):
     penalties.get('r1', clip=0.1)

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gan_jax import input_pipeline, layers
+from gan_jax import configs, input_pipeline, layers
 
 IMAGE_SIZE = 28
 FEATURE_DIM = 128
@@ -266,6 +266,10 @@ class DigitClassifier:
     return (f'DigitClassifier(test_accuracy={self.test_accuracy:.4f}, seed={self.info["seed"]}, '
             f'trained={self.trained})')
 
+  def outputs(self, images):
+    """(logits (N, 10), features (N, 128)) as jax arrays, in one call (traceable inside jit)."""
+    return self._apply(self.params, images)
+
   def _run(self, images, which: int) -> np.ndarray:
     """Output `which` (0 logits, 1 features) for all images, chunk by fixed-size chunk."""
     x = np.asarray(images, np.float32)
@@ -326,8 +330,12 @@ def stacked_mnist_modes(images, classifier: DigitClassifier, num_modes: int = 10
     classifier: a `DigitClassifier`, e.g. from `load_or_train()`.
     num_modes: the number of classes (1,000 for three channels).
   """
-  labels = classifier.predict_stacked(images)
-  counts = np.bincount(labels, minlength=num_modes).astype(np.float64)
+  return label_modes(classifier.predict_stacked(images), num_modes)
+
+
+def label_modes(labels, num_modes: int) -> dict:
+  """{'modes': classes with a sample, 'reverse_kl': KL(p̂ ‖ uniform)} of integer labels."""
+  counts = np.bincount(np.asarray(labels), minlength=num_modes).astype(np.float64)
   if counts.sum() == 0:
     raise ValueError('no samples')
   p = counts / counts.sum()
@@ -342,9 +350,7 @@ def stacked_mnist_modes(images, classifier: DigitClassifier, num_modes: int = 10
 
 def default_cache_dir() -> str:
   """$GAN_JAX_CACHE/digit_classifier if GAN_JAX_CACHE is set, else ~/.cache/gan_jax/digit_classifier."""
-  root = os.environ.get('GAN_JAX_CACHE') or os.path.join(os.path.expanduser('~'), '.cache',
-                                                         'gan_jax')
-  return os.path.join(root, 'digit_classifier')
+  return configs.cache_dir('digit_classifier')
 
 
 def cache_paths(cache_dir: Optional[str] = None, seed: int = 0):

@@ -30,7 +30,9 @@ import functools
 import hashlib
 import os
 import pickle
+import shutil
 import struct
+import urllib.request
 import zipfile
 from typing import Any, Callable, Optional
 
@@ -46,7 +48,8 @@ FID_WEIGHTS_URL = ('https://github.com/mseitzer/pytorch-fid/releases/download/fi
 NO_WEIGHTS_MESSAGE = (
     'FIDInceptionV3 features need the pytorch-fid weights file: download '
     f'{FID_WEIGHTS_URL} on a machine with network access and pass its path as '
-    'eval.inception_weights.')
+    '--config.eval.inception_weights=PATH.')
+FID_WEIGHTS_SHA256_PREFIX = '6726825d'  # torch.hub's name suffix: the first hex of the sha256
 NUM_CLASSES = 1008
 POOL_DIM = 2048
 
@@ -507,6 +510,36 @@ def load_params(path) -> dict:
   else:
     state_dict = read_torch_state_dict(path)
   return state_dict_to_variables(state_dict)
+
+
+def fetch_weights(cache_root: Optional[str] = None, url: str = FID_WEIGHTS_URL,
+                  timeout: float = 60.0) -> str:
+  """The path of pytorch-fid's weights in the cache (`configs.cache_dir('inception')`),
+  downloading them there first if they are missing; checks the sha256 prefix of the file.
+
+  Raises OSError with one sentence saying what to do when the download fails (no network).
+  """
+  from gan_jax import configs  # pylint: disable=g-import-not-at-top
+  directory = configs.cache_dir('inception', cache_root)
+  path = os.path.join(directory, os.path.basename(url))
+  if os.path.exists(path):
+    return path
+  os.makedirs(directory, exist_ok=True)
+  tmp = f'{path}.tmp{os.getpid()}'
+  try:
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, 'wb') as f:
+      shutil.copyfileobj(response, f)
+  except OSError as e:  # URLError, timeouts and refused connections are OSErrors
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise OSError(f'could not download the FID Inception weights ({e}); '
+                  f'{NO_WEIGHTS_MESSAGE}') from None
+  if not weights_sha256(tmp).startswith(FID_WEIGHTS_SHA256_PREFIX):
+    os.remove(tmp)
+    raise OSError(f'the file downloaded from {url} is not the FID Inception weights (sha256 '
+                  f'mismatch); {NO_WEIGHTS_MESSAGE}')
+  os.replace(tmp, path)
+  return path
 
 
 def weights_sha256(path) -> str:

@@ -1,0 +1,386 @@
+"""gan_jax's jitted training iteration side by side with the same iteration in eager PyTorch.
+
+Workloads (32×32×3, batch 64, the experiment files' networks, objectives and optimizers):
+  dcgan_ns         DCGAN, non-saturating (experiments/dcgan_cifar.py)
+  dcgan_wgan_gp    the same DCGAN, WGAN-GP (λ 10), n_critic 5, no BatchNorm in the critic
+                   (Gulrajani et al.'s advice: the per-example gradient needs it)
+  resnet_hinge_sn  the CIFAR ResNet with hinge loss + spectral norm, n_critic 5
+                   (experiments/sngan_cifar.py: G 256 channels, D 128)
+  resnet_wgan_gp   the CIFAR ResNet with WGAN-GP, n_critic 5 (experiments/wgan_cifar.py); not run
+                   unless named in --workloads
+
+The PyTorch twin of each is benchmarks/torch_models.py (same layer shapes and parameter counts,
+checked here; same objective, penalty, Adam, batch, n_critic, spectral norm, EMA). Each workload
+runs as two subprocesses, one per framework, alive side by side: after both are set up, the
+orchestrator asks them in turn (the order alternating) for one timed repeat of `iterations`
+training iterations, so background load on the machine hits both alike; what counts is the ratio
+of the medians. Each process reports its peak RSS (getrusage) at the end. Both frameworks get the
+machine's cores: XLA:CPU uses all of them by default, torch is given torch.set_num_threads(cores).
+With --cores N both processes are pinned to the first N cores (sched_setaffinity) and torch gets
+N threads: on a machine shared with other jobs, eager PyTorch's 2-thread OpenMP regions collapse
+under oversubscription (each op waits for the slowest thread), so a 1-core run compares the
+frameworks' per-core efficiency more fairly.
+
+  JAX     the jitted `Experiment.train_fn` the training loop runs (iterations in one lax.scan),
+          real batches (offline stacked_mnist at 32×32×3) put on the device before the clock
+          starts. Compile time = trace + lower + XLA compile of that function. FLOPs per iteration
+          from XLA's cost analysis of the compiled d_step and g_step (n_critic × D + G: the
+          analysis counts a while loop's body once).
+  PyTorch eager, NCHW, random real batches made before the clock starts; its first iteration
+          (allocation, oneDNN primitive creation) is reported in the compile column.
+  peak    the machine's matmul peak: best of 2048³ float32 matmuls in both frameworks.
+
+Setup (torch is never a dependency of gan_jax; any venv with torch and numpy will do):
+  python3 -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch==2.14.1 numpy
+  (or `pip install -e '.[bench]'` to have torch in the project's own venv)
+Run from the repository root:
+  python benchmarks/vs_pytorch.py [--torch-python /tmp/torchvenv/bin/python] [--repeats 5]
+      [--workloads dcgan_ns,dcgan_wgan_gp,resnet_hinge_sn] [--cores N --section NAME] [--no-write]
+"""
+import argparse
+import datetime
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BEGIN, END = '<!-- vs_pytorch:begin -->', '<!-- vs_pytorch:end -->'
+MARK = '@@'  # prefixes the workers' JSON replies on stdout
+
+# name: (description, experiment file, config changes, iterations per timed repeat)
+WORKLOADS = {
+    'dcgan_ns': ('DCGAN, non-saturating (dcgan_cifar.py)', 'dcgan_cifar.py', {}, 6),
+    'dcgan_wgan_gp': ('DCGAN, WGAN-GP, n_critic 5', 'dcgan_cifar.py',
+                      {'objective.name': 'wasserstein', 'penalty.name': 'wgan_gp',
+                       'penalty.weight': 10.0, 'optim.n_critic': 5, 'model.d.norm': 'none'}, 2),
+    'resnet_hinge_sn': ('ResNet, hinge + SN, n_critic 5 (sngan_cifar.py)', 'sngan_cifar.py', {}, 1),
+    'resnet_wgan_gp': ('ResNet, WGAN-GP, n_critic 5 (wgan_cifar.py)', 'wgan_cifar.py', {}, 1),
+}
+DEFAULT_WORKLOADS = 'dcgan_ns,dcgan_wgan_gp,resnet_hinge_sn'
+MATMUL_N = 2048
+
+
+def reply(obj):
+  print(MARK + json.dumps(obj), flush=True)
+
+
+def peak_rss_mb():
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def best_matmul_gflops(run, n=MATMUL_N, repeats=8):
+  best = float('inf')
+  for _ in range(repeats):
+    start = time.perf_counter()
+    run()
+    best = min(best, time.perf_counter() - start)
+  return 2 * n ** 3 / best / 1e9
+
+
+# ------------------------------------------------------------------------------------------------
+# The JAX worker (the project's venv).
+
+def jax_config(name):
+  sys.path.insert(0, ROOT)
+  from common import load_config  # pylint: disable=import-outside-toplevel
+  _, path, changes, _ = WORKLOADS[name]
+  c = load_config(os.path.join(ROOT, 'experiments', path))
+  c.data = {'name': 'stacked_mnist', 'batch_size': 64, 'split': 'train', 'image_size': 32,
+            'num_examples': 2048}
+  for key, value in changes.items():
+    *sections, field = key.split('.')
+    node = c
+    for s in sections:
+      node = node[s]
+    node[field] = value
+  return c
+
+
+def torch_spec(config):
+  """The workload as the plain dict torch_models.Trainer takes."""
+  m, o = config.model, config.optim
+  return {'generator': m.generator, 'discriminator': m.discriminator, 'z_dim': int(m.z_dim),
+          'g_channels': int(m.g.channels), 'd_channels': int(m.d.channels),
+          'd_norm': m.d.get('norm', 'none'), 'spectral_norm': bool(m.d.get('spectral_norm')),
+          'objective': config.objective.name, 'penalty': config.penalty.name,
+          'penalty_weight': float(config.penalty.weight), 'n_critic': int(o.n_critic),
+          'lr': float(o.d_lr), 'betas': list(o.betas), 'lr_schedule': o.lr_schedule,
+          'steps': int(config.train.steps), 'ema_decay': float(o.ema_decay),
+          'batch_size': int(config.data.batch_size)}
+
+
+def jax_worker(name):
+  import functools  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from absl import logging  # pylint: disable=import-outside-toplevel
+  from gan_jax import steps, train  # pylint: disable=import-outside-toplevel
+  logging.set_verbosity(logging.WARNING)
+  config = jax_config(name)
+  iterations = WORKLOADS[name][3]
+  config.train.update(steps_per_call=iterations, log_every=iterations, eval_every=iterations,
+                      checkpoint_every=iterations)
+  exp = train.Experiment(config)
+  state = exp.init_state()
+  take = exp.batch_stream(0)
+  batches = take(iterations)
+  start = time.perf_counter()
+  compiled = exp.train_fn(iterations).lower(state, exp.loop_key, batches).compile()
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  state, _ = compiled(state, exp.loop_key, batches)
+  jax.block_until_ready(state)
+  first_s = time.perf_counter() - start
+
+  def flops(fn, *args):
+    cost = jax.jit(functools.partial(fn, exp.gan)).lower(*args).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost['flops'])
+
+  one = jax.tree.map(lambda b: b[0, 0], batches)
+  key = jax.random.key(0)
+  iteration_flops = (config.optim.n_critic * flops(steps.d_step, state, one, key) +
+                     flops(steps.g_step, state, one, key))
+  count = lambda tree: int(sum(x.size for x in jax.tree.leaves(tree)))
+  a = jnp.ones((MATMUL_N, MATMUL_N), jnp.float32)
+  matmul = jax.jit(lambda x: x @ x)
+  matmul(a).block_until_ready()
+  reply({'params_g': count(state.g.params), 'params_d': count(state.d.params),
+         'compile_s': compile_s, 'first_s': first_s, 'flops': iteration_flops,
+         'device': str(jax.devices()[0]), 'version': f'jax {jax.__version__}'})
+  for line in sys.stdin:
+    command = line.split()
+    if command[0] == 'time':
+      batches = take(iterations)
+      jax.block_until_ready(batches)
+      start, cpu = time.perf_counter(), time.process_time()
+      state, _ = compiled(state, exp.loop_key, batches)
+      jax.block_until_ready(state)
+      reply({'seconds': time.perf_counter() - start, 'cpu': time.process_time() - cpu})
+    elif command[0] == 'matmul':
+      reply({'gflops': best_matmul_gflops(lambda: matmul(a).block_until_ready())})
+    else:
+      reply({'peak_rss_mb': peak_rss_mb()})
+      return
+
+
+# ------------------------------------------------------------------------------------------------
+# The PyTorch worker (any venv with torch; imports neither jax nor gan_jax).
+
+def pin(cores):
+  """Restricts this process to the first `cores` CPUs (before jax or torch start threads)."""
+  if cores:
+    os.sched_setaffinity(0, set(range(cores)))
+
+
+def torch_worker(spec_json, threads):
+  import torch  # pylint: disable=import-outside-toplevel
+  sys.path.insert(0, HERE)
+  import torch_models  # pylint: disable=import-outside-toplevel
+  torch.set_num_threads(threads)
+  spec = json.loads(spec_json)
+  iterations = spec['iterations']
+  trainer = torch_models.Trainer(spec)
+  gen = torch.Generator().manual_seed(1)
+  reals = [torch.rand((spec['n_critic'], spec['batch_size'], 3, 32, 32), generator=gen) * 2 - 1
+           for _ in range(iterations)]
+  start = time.perf_counter()
+  trainer.iteration(reals[0])
+  first_s = time.perf_counter() - start
+  a = torch.ones(MATMUL_N, MATMUL_N)
+  reply({'params_g': torch_models.num_params(trainer.g),
+         'params_d': torch_models.num_params(trainer.d), 'compile_s': 0.0, 'first_s': first_s,
+         'device': f'cpu, {torch.get_num_threads()} threads',
+         'version': f'torch {torch.__version__}'})
+  for line in sys.stdin:
+    command = line.split()
+    if command[0] == 'time':
+      start, cpu = time.perf_counter(), time.process_time()
+      for real in reals:
+        trainer.iteration(real)
+      reply({'seconds': time.perf_counter() - start, 'cpu': time.process_time() - cpu})
+    elif command[0] == 'matmul':
+      reply({'gflops': best_matmul_gflops(lambda: a @ a)})
+    else:
+      reply({'peak_rss_mb': peak_rss_mb()})
+      return
+
+
+# ------------------------------------------------------------------------------------------------
+# The orchestrator.
+
+class Worker:
+  """A worker subprocess: send a command, read its JSON reply."""
+
+  def __init__(self, argv, env=None):
+    self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                 cwd=ROOT, env=env)
+    self.ready = self._read()
+
+  def _read(self):
+    for line in self.proc.stdout:
+      if line.startswith(MARK):
+        return json.loads(line[len(MARK):])
+    raise RuntimeError(f'worker {self.proc.args} exited with {self.proc.wait()}')
+
+  def ask(self, command):
+    self.proc.stdin.write(command + '\n')
+    self.proc.stdin.flush()
+    return self._read()
+
+  def close(self):
+    out = self.ask('exit')
+    self.proc.wait()
+    return out
+
+
+def run_workload(name, args, log):
+  config = jax_config(name)
+  spec = torch_spec(config) | {'iterations': WORKLOADS[name][3]}
+  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+  me = os.path.abspath(__file__)
+  cores = ['--cores', str(args.cores)] if args.cores else []
+  jx = Worker([sys.executable, me, '--worker', 'jax', '--workloads', name] + cores, env)
+  log(f'  jax   ready: {jx.ready}')
+  tc = Worker([args.torch_python, me, '--worker', 'torch', '--spec', json.dumps(spec),
+               '--threads', str(args.cores or args.threads)] + cores)
+  log(f'  torch ready: {tc.ready}')
+  if (jx.ready['params_g'], jx.ready['params_d']) != (tc.ready['params_g'], tc.ready['params_d']):
+    raise RuntimeError(f'{name}: parameter counts differ: jax {jx.ready}, torch {tc.ready}')
+  seconds, cpu, loads = {'jax': [], 'torch': []}, {'jax': [], 'torch': []}, []
+  peaks = [w.ask('matmul')['gflops'] for w in (jx, tc)]
+  for r in range(args.repeats):
+    order = [('jax', jx), ('torch', tc)]
+    for kind, worker in (order if r % 2 == 0 else order[::-1]):
+      timing = worker.ask('time')
+      seconds[kind].append(timing['seconds'])
+      cpu[kind].append(timing['cpu'])
+    loads.append(os.getloadavg()[0])
+    log(f'  repeat {r}: jax {seconds["jax"][-1]:.2f} s, torch {seconds["torch"][-1]:.2f} s '
+        f'(CPU {cpu["jax"][-1]:.2f} s, {cpu["torch"][-1]:.2f} s; load {loads[-1]:.1f})')
+  peaks += [w.ask('matmul')['gflops'] for w in (jx, tc)]
+  images = WORKLOADS[name][3] * spec['batch_size'] * spec['n_critic']
+  result = {'name': name, 'description': WORKLOADS[name][0], 'n_critic': spec['n_critic'],
+            'iterations': WORKLOADS[name][3], 'params': (jx.ready['params_g'],
+                                                         jx.ready['params_d']),
+            'flops': jx.ready['flops'], 'matmul_gflops': peaks, 'versions': {}, 'loads': loads}
+  for kind, worker in (('jax', jx), ('torch', tc)):
+    median = statistics.median(seconds[kind])
+    result[kind] = {'seconds': seconds[kind], 'images_per_s': images / median,
+                    'cpu_s_per_image': statistics.median(cpu[kind]) / images,
+                    'runs': [images / s for s in seconds[kind]],
+                    'gflops': jx.ready['flops'] * WORKLOADS[name][3] / median / 1e9,
+                    'compile_s': worker.ready['compile_s'], 'first_s': worker.ready['first_s'],
+                    'peak_rss_mb': worker.close()['peak_rss_mb']}
+    result['versions'][kind] = worker.ready['version'] + ', ' + worker.ready['device']
+  result['ratio'] = result['jax']['images_per_s'] / result['torch']['images_per_s']
+  result['cpu_ratio'] = result['torch']['cpu_s_per_image'] / result['jax']['cpu_s_per_image']
+  return result
+
+
+def table(results, args):
+  sys.path.insert(0, HERE)
+  from common import machine  # pylint: disable=import-outside-toplevel
+  peak = max(p for r in results for p in r['matmul_gflops'])
+  rows = []
+  for r in results:
+    j, t = r['jax'], r['torch']
+    rows.append(
+        f'| {r["description"]} | {r["n_critic"]} | {j["images_per_s"]:.0f} | '
+        f'{t["images_per_s"]:.0f} | **{r["ratio"]:.2f}×** | {r["cpu_ratio"]:.2f}× | '
+        f'{min(r["loads"]):.1f}–{max(r["loads"]):.1f} | {r["flops"] / 1e9:.1f} | '
+        f'{j["gflops"]:.0f} ({100 * j["gflops"] / peak:.0f}%) | '
+        f'{t["gflops"]:.0f} ({100 * t["gflops"] / peak:.0f}%) | '
+        f'{j["compile_s"]:.1f} + {j["first_s"]:.1f} | {t["first_s"]:.1f} | '
+        f'{j["peak_rss_mb"]:.0f} / {t["peak_rss_mb"]:.0f} |')
+  runs = [f'- {r["description"]}: jax {", ".join(f"{x:.0f}" for x in r["jax"]["runs"])}; '
+          f'torch {", ".join(f"{x:.0f}" for x in r["torch"]["runs"])} images/s '
+          f'({r["iterations"]} iteration(s) per repeat); parameters G {r["params"][0]:,}, '
+          f'D {r["params"][1]:,} in both' for r in results]
+  versions = results[0]['versions']
+  return '\n'.join([
+      BEGIN,
+      '## gan_jax vs eager PyTorch: the training iteration (32×32×3, batch 64)',
+      '',
+      f'`python benchmarks/vs_pytorch.py --repeats {args.repeats} --workloads '
+      f'{args.workloads}{f" --cores {args.cores}" if args.cores else ""}` '
+      f'({datetime.date.today()}; {machine()}; {versions["jax"]}; '
+      f'{versions["torch"]}). Each workload: one JAX and one PyTorch process side by side, '
+      f'timed in turn ({args.repeats} repeats each, order alternating); medians. Images/s = real '
+      'images through D per second (batch × n_critic per iteration). GFLOP per iteration from '
+      "XLA's cost analysis, used for both frameworks (same networks and batch); % of the "
+      f'machine\'s measured matmul peak, {peak:.0f} GFLOP/s (best 2048³ float32 matmul of '
+      'either framework during the run). Compile: trace + XLA compile of the jitted call, + its '
+      "first run; PyTorch's first iteration. Peak RSS per process, JAX / PyTorch. CPU-time "
+      'ratio: PyTorch process CPU seconds per image / gan_jax\'s (all threads; spin-waiting '
+      'counts), less sensitive to other jobs than wall time; load average: of the machine '
+      'during the repeats (2 cores: above 2, other jobs shared them).',
+      '',
+      '| workload | n_critic | gan_jax images/s | PyTorch images/s | ratio | CPU-time ratio | '
+      'load average | GFLOP/it | '
+      'gan_jax GFLOP/s (% peak) | PyTorch GFLOP/s (% peak) | gan_jax compile + first, s | '
+      'PyTorch first it., s | peak RSS MB |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      *rows,
+      '',
+      'Per-repeat images/s:',
+      '',
+      *runs,
+      END])
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--worker', choices=('jax', 'torch'))
+  parser.add_argument('--spec')
+  parser.add_argument('--workloads', default=DEFAULT_WORKLOADS)
+  parser.add_argument('--repeats', type=int, default=5)
+  parser.add_argument('--threads', type=int, default=os.cpu_count())
+  parser.add_argument('--cores', type=int, default=0,
+                      help='pin both frameworks to the first N cores (torch: N threads); 0: all')
+  parser.add_argument('--torch-python',
+                      default=os.environ.get('TORCH_PYTHON', '/tmp/torchvenv/bin/python'))
+  parser.add_argument('--json', help='also write the raw results here')
+  parser.add_argument('--no-write', action='store_true', help='do not update RESULTS.md')
+  parser.add_argument('--section', default='vs_pytorch',
+                      help='the RESULTS.md markers to write between (<!-- NAME:begin/end -->)')
+  args = parser.parse_args()
+  if args.worker:
+    pin(args.cores)
+  if args.worker == 'jax':
+    return jax_worker(args.workloads)
+  if args.worker == 'torch':
+    return torch_worker(args.spec, args.threads)
+  if not os.path.exists(args.torch_python):
+    sys.exit(f'no PyTorch interpreter at {args.torch_python}: make one with\n  python3 -m venv '
+             '/tmp/torchvenv && /tmp/torchvenv/bin/pip install torch==2.14.1 numpy\nor pass '
+             '--torch-python (or TORCH_PYTHON) naming a python that has torch.')
+  results = []
+  for name in args.workloads.split(','):
+    if name not in WORKLOADS:
+      sys.exit(f'unknown workload {name!r}; valid choices: {", ".join(WORKLOADS)}')
+    print(f'{name}:', flush=True)
+    results.append(run_workload(name, args, lambda s: print(s, flush=True)))
+    r = results[-1]
+    print(f'{name}: jax {r["jax"]["images_per_s"]:.1f} images/s, torch '
+          f'{r["torch"]["images_per_s"]:.1f} images/s, ratio {r["ratio"]:.2f}', flush=True)
+  if args.json:
+    with open(args.json, 'w') as f:
+      json.dump(results, f, indent=1)
+  text = table(results, args)
+  print(text)
+  if not args.no_write:
+    sys.path.insert(0, HERE)
+    from common import write_section  # pylint: disable=import-outside-toplevel
+    write_section(f'<!-- {args.section}:begin -->', f'<!-- {args.section}:end -->',
+                  text.replace(BEGIN, f'<!-- {args.section}:begin -->').replace(
+                      END, f'<!-- {args.section}:end -->'))
+
+
+if __name__ == '__main__':
+  main()

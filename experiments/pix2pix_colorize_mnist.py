@@ -1,0 +1,20 @@
+"""pix2pix colourisation of Stacked MNIST: the grey luma of three digits -> their R, G, B channels.
+
+Isola et al. 2017 (arXiv:1611.07004), as pix2pix_inpaint_mnist.py: U-Net G, 16×16 PatchGAN on
+(grey, colour) pairs, L_GAN + 100·L1, D's loss halved. The input is Y = 0.299 R + 0.587 G +
+0.114 B of a Stacked MNIST image (three mnist5k digits as channels, padded to 32×32); where
+strokes overlap, or where a faint stroke of one digit matches a bright one of another, the
+colours are ambiguous, and L1 regression averages them. pix2pix_colorize_mnist_l1.py is the same
+run with λ_GAN = 0; benchmarks/pix2pix_sharpness.py compares them.
+"""
+from gan_jax import pix2pix
+
+
+def get_config():
+  c = pix2pix.base_config('stacked_mnist', 'colorize', 32)
+  c.data.batch_size = 32
+  c.model.g.channels = 16
+  c.model.d.update(channels=16, receptive_field=16)
+  c.train.update(steps=1_000, steps_per_call=10, log_every=100, eval_every=1_000,
+                 checkpoint_every=500)
+  return c

@@ -1,0 +1,366 @@
+"""Evaluation of a generator: samples → features → metrics, with the protocol beside the numbers.
+
+`Evaluator(config.eval, ...)` is built once per run. Each call generates `n` samples from fixed
+eval noise (batch i uses fold_in(eval_key, i), so successive evals compare like with like) in
+jitted batches sharded over the mesh, maps them to features on device, and computes the metrics
+of `config.eval.metrics`:
+
+  modes              modes, hq_fraction, reverse_kl   mixtures of Gaussians (PacGAN protocol)
+  stacked_modes      modes, reverse_kl                Stacked MNIST, the digit classifier per channel
+  fid                fid                              Fréchet distance of the features (float64)
+  kid                kid, kid_std                     KID, 100 subsets of ≤ 1000
+  inception_score    inception_score, ..._std        10 splits, on the extractor's class probs
+  precision_recall   precision, recall                k = 3, inclusive balls
+  density_coverage   density, coverage                k = 5, strict balls
+  mmd                mmd2, mmd2_p_value               Gaussian kernel, median heuristic, 200 perms
+  c2st               c2st_accuracy, c2st_p_value      k-NN classifier two-sample test
+
+Features (`config.eval.features`):
+  identity           the samples themselves, flattened (toy data; pixel space for images)
+  digit_classifier   the offline digit CNN (metrics/digit_classifier.py; 128-d, 384-d for the
+                     three channels of Stacked MNIST, whose class probabilities are then the
+                     product of the channels' over the 1,000 labels 100·R + 10·G + B)
+  inception          the FID Inception-V3 (metrics/inception.py; 2048-d pool3, 1008-way logits),
+                     weights from `config.eval.inception_weights`
+  auto               identity for toy data, digit_classifier for digit datasets, else inception
+
+Real statistics (features, mean and covariance of `num_real` images of `real_split`) are computed
+once per (dataset and its options, split, image shape, extractor and weights, count) and cached
+as .npz under `cache_dir` ($GAN_JAX_CACHE or ~/.cache/gan_jax by default). FID comes from
+streaming statistics of the fakes; their features are kept in memory only when a metric needs
+them (KID, PR/DC, MMD, C2ST, modes).
+"""
+import hashlib
+import json
+import os
+from typing import Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import configs, distributed
+from gan_jax.metrics import (StreamingStats, c2st, density_coverage, digit_classifier,
+                             frechet_distance, inception, inception_score,
+                             kernel_inception_distance, mmd2, mode_metrics, precision_recall)
+
+DIGIT_DATASETS = ('mnist5k', 'digits', 'stacked_mnist', 'mnist')
+FEATURES = ('auto', 'identity', 'digit_classifier', 'inception')
+# metric -> what it needs: 'real' features, all 'fake' features, 'probs', 'centers' (mixtures)
+METRICS = {
+    'modes': ('fake', 'centers'),
+    'stacked_modes': ('probs',),
+    'fid': ('real',),
+    'kid': ('real', 'fake'),
+    'inception_score': ('probs',),
+    'precision_recall': ('real', 'fake'),
+    'density_coverage': ('real', 'fake'),
+    'mmd': ('real', 'fake'),
+    'c2st': ('real', 'fake'),
+}
+KID_SUBSETS, KID_SUBSET_SIZE, PR_K, DC_K, IS_SPLITS = 100, 1000, 3, 5, 10
+
+
+def compute_metrics(names, real: Optional[dict], fake, probs=None, fake_stats=None,
+                    centers=None, std=None, two_sample_size: int = 2500) -> dict:
+  """The metrics `names` (keys of METRICS) of fake features against the real reference.
+
+  Args:
+    real: {'features' (N, D), 'mu', 'sigma'} of the reference (None if no metric needs it).
+    fake: (M, D) fake features (None if no metric needs them).
+    probs: (M, C) class probabilities of the fakes (IS, stacked modes).
+    fake_stats: (mu, sigma) of the fakes (streamed); computed from `fake` if None.
+    centers, std: the mixture's means and std ('modes').
+    two_sample_size: MMD and C2ST use the first this many of each set.
+  """
+  metrics = {}
+  pair = two_sample_size
+  for name in names:
+    if name == 'modes':
+      metrics.update(mode_metrics(fake, centers, std))
+    elif name == 'stacked_modes':
+      metrics.update(digit_classifier.label_modes(np.argmax(probs, axis=1), probs.shape[1]))
+    elif name == 'fid':
+      if fake_stats is None:
+        fake_stats = StreamingStats.init(fake.shape[1]).update(fake).finalize()
+      metrics['fid'] = frechet_distance(real['mu'], real['sigma'], *fake_stats)
+    elif name == 'kid':
+      metrics['kid'], metrics['kid_std'] = kernel_inception_distance(
+          real['features'], fake, KID_SUBSETS, KID_SUBSET_SIZE)
+    elif name == 'inception_score':
+      metrics['inception_score'], metrics['inception_score_std'] = inception_score(probs,
+                                                                                   IS_SPLITS)
+    elif name == 'precision_recall':
+      metrics.update(precision_recall(real['features'], fake, PR_K))
+    elif name == 'density_coverage':
+      metrics.update(density_coverage(real['features'], fake, DC_K))
+    elif name == 'mmd':
+      result = mmd2(real['features'][:pair], fake[:pair])
+      metrics.update(mmd2=result['mmd2'], mmd2_p_value=result['p_value'])
+    elif name == 'c2st':
+      result = c2st(real['features'][:pair], fake[:pair])
+      metrics.update(c2st_accuracy=result['accuracy'], c2st_p_value=result['p_value'])
+    else:
+      raise ValueError(f'unknown metric {name!r}; valid: {", ".join(METRICS)}')
+  return metrics
+
+
+def reference(features) -> dict:
+  """{'features', 'mu', 'sigma'} of a real feature set (float64 statistics)."""
+  mu, sigma = StreamingStats.init(features.shape[1]).update(features).finalize()
+  return {'features': features, 'mu': mu, 'sigma': sigma}
+
+
+class Extractor(NamedTuple):
+  """Features (and class probabilities) of images, as a function traced inside jit.
+
+  `apply(x)` maps (B, *sample_shape) in [-1, 1] to (features (B, D), probs (B, C) or None).
+  `key` names the network and its weights in cache file names; `protocol` goes in eval records.
+  """
+  name: str
+  apply: Callable
+  key: str
+  protocol: dict
+
+
+def identity_extractor() -> Extractor:
+  return Extractor('identity', lambda x: (x.reshape(x.shape[0], -1), None), 'identity',
+                   {'features': 'identity (the samples, flattened)'})
+
+
+def digit_extractor(cache_dir: Optional[str] = None, log=print) -> Extractor:
+  """The offline digit CNN: 128-d features and 10 class probs; channels are classified apart."""
+  clf = digit_classifier.load_or_train(configs.cache_dir('digit_classifier', cache_dir),
+                                       log=log)
+
+  def apply(x):
+    b, c = x.shape[0], x.shape[-1]
+    channels = jnp.moveaxis(x, -1, 0).reshape((c * b,) + x.shape[1:3] + (1,))
+    logits, feats = clf.outputs(channels)
+    probs = jax.nn.softmax(logits.reshape(c, b, -1), axis=-1)
+    joint = probs[0]
+    for p in probs[1:]:  # P(100·R + 10·G + B) = P(R) P(G) P(B): channels classified apart
+      joint = (joint[:, :, None] * p[:, None, :]).reshape(b, -1)
+    return jnp.moveaxis(feats.reshape(c, b, -1), 0, 1).reshape(b, -1), joint
+
+  sha = clf.info['params_sha256']
+  return Extractor('digit_classifier', apply, f'digitcnn{digit_classifier.VERSION}-{sha[:12]}',
+                   {'features': 'digit_classifier (128-d pre-ReLU, per channel)',
+                    'classifier_sha256': sha, 'classifier_test_accuracy': clf.test_accuracy})
+
+
+def inception_extractor(weights_path: Optional[str], cache_root: Optional[str] = None) -> Extractor:
+  """pytorch-fid's Inception-V3: 2048-d pool3 features, softmax of the 1008 logits.
+
+  Without `weights_path`, pytorch-fid's file is downloaded once into the cache.
+  """
+  try:
+    weights_path = weights_path or inception.fetch_weights(cache_root)
+    variables = inception.load_params(weights_path)
+  except (ValueError, OSError) as e:
+    raise configs.ConfigError(f'config.eval.inception_weights: {e}') from None
+  model = inception.FIDInceptionV3()
+
+  def apply(x):
+    if x.shape[-1] == 1:
+      x = jnp.tile(x, (1, 1, 1, 3))
+    out = model.apply(variables, x)
+    return out['pool'], jax.nn.softmax(out['logits'], axis=-1)
+
+  sha = inception.weights_sha256(weights_path)
+  return Extractor('inception', apply, f'inception-{sha[:12]}',
+                   {'features': 'FID Inception-V3 pool3 (pytorch-fid port)', 'weights_sha256': sha,
+                    'resize': 'bilinear to 299×299, grey images tiled to RGB'})
+
+
+def resolve_features(eval_config, data_name: str, is_toy: bool) -> str:
+  """The extractor `config.eval.features` names, with 'auto' resolved."""
+  name = eval_config.get('features', 'auto')
+  configs.lookup(dict.fromkeys(FEATURES), 'eval.features', name)
+  if name == 'auto':
+    return ('identity' if is_toy else
+            'digit_classifier' if data_name in DIGIT_DATASETS else 'inception')
+  return name
+
+
+def _data_key(data_config) -> str:
+  """A short hash of the data options that change the images (not batch size or paths)."""
+  options = {k: v for k, v in configs.to_dict(data_config).items()
+             if k not in ('batch_size', 'split', 'data_dir', 'download')}
+  return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
+
+
+class Evaluator:
+  """Computes config.eval.metrics for a generator; see the module docstring.
+
+  Args:
+    config: the run's config (eval, data fields are read).
+    data: the training dataset (a ToyDataset or an ImageDataset).
+    real_data: the dataset of the reference images (images only; the `real_split` of `data`).
+    generate: jitted (g_params, g_batch_stats, key, labels, n) -> (n, *sample_shape) samples.
+    num_classes: > 0 for a conditional generator (eval labels cycle through the classes).
+    batch_sharding: the sharding of a (batch, ...) array over the mesh.
+    eval_key: the run's eval key (fixed noise).
+  """
+
+  def __init__(self, config, data, real_data, generate, num_classes: int, batch_sharding,
+               eval_key, is_toy: bool, log=print):
+    e = config.eval
+    self.config, self.data, self.real_data, self.log = config, data, real_data, log
+    self.generate, self.num_classes, self.eval_key = generate, num_classes, eval_key
+    self.batch_sharding, self.is_toy = batch_sharding, is_toy
+    self.metrics = tuple(e.metrics)
+    for metric in self.metrics:
+      configs.lookup(METRICS, 'eval.metrics', metric)
+    self.features = resolve_features(e, data.name, is_toy)
+    devices = batch_sharding.mesh.size
+    self.batch_size = max(devices, e.get('batch_size', 500) // devices * devices)
+    self._extractor, self._apply, self._real = None, None, {}
+    self._check(e)
+
+  def _check(self, e):
+    """Every metric/feature/data combination that cannot work, as a ConfigError now."""
+    needs = {n for m in self.metrics for n in METRICS[m]}
+    if 'centers' in needs and (not self.is_toy or self.data.centers is None):
+      raise configs.ConfigError(f"config.eval.metrics: 'modes' needs a mixture dataset, and "
+                                f'{self.data.name!r} has no modes; remove it from eval.metrics')
+    if 'modes' in self.metrics and self.features != 'identity':
+      raise configs.ConfigError("config.eval.metrics: 'modes' counts samples near the mixture's "
+                                "means, so it needs config.eval.features='identity' (or 'auto')")
+    if 'probs' in needs and self.features == 'identity':
+      raise configs.ConfigError(
+          f'config.eval.metrics: {", ".join(m for m in self.metrics if "probs" in METRICS[m])} '
+          f'need class probabilities, which config.eval.features={self.features!r} has not; '
+          "use 'digit_classifier' (digits) or 'inception'")
+    if 'stacked_modes' in self.metrics and not (self.features == 'digit_classifier' and
+                                                self.data.name == 'stacked_mnist'):
+      raise configs.ConfigError("config.eval.metrics: 'stacked_modes' is for data.name="
+                                "'stacked_mnist' with eval.features='digit_classifier'")
+    if self.features == 'digit_classifier' and self.is_toy:
+      raise configs.ConfigError("config.eval.features='digit_classifier' needs image data")
+    if self.features == 'inception' and self.metrics:
+      self.extractor  # pylint: disable=pointless-statement  # weights missing: fail now, not later
+
+  @property
+  def extractor(self) -> Extractor:
+    """The feature network, built (or trained, for the digit CNN) on first use."""
+    if self._extractor is None:
+      e = self.config.eval
+      if self.features == 'identity':
+        self._extractor = identity_extractor()
+      elif self.features == 'digit_classifier':
+        self._extractor = digit_extractor(e.get('cache_dir'), self.log)
+      else:
+        self._extractor = inception_extractor(e.get('inception_weights'), e.get('cache_dir'))
+      self._apply = jax.jit(self._extractor.apply)
+    return self._extractor
+
+  def _extract(self, x):
+    """(features, probs) on host for a device batch x."""
+    self.extractor  # pylint: disable=pointless-statement
+    feats, probs = self._apply(x)
+    return distributed.to_host(feats), None if probs is None else distributed.to_host(probs)
+
+  # --- real data ---------------------------------------------------------------------------
+
+  def _real_path(self, n: int) -> str:
+    e, d = self.config.eval, self.config.data
+    split = e.get('real_split') or d.get('split', 'train')
+    shape = 'x'.join(map(str, self.real_data.image_shape))
+    name = f'{d.name}-{_data_key(d)}-{split}-{shape}-{self.extractor.key}-n{n}.npz'
+    return os.path.join(configs.cache_dir('real_stats', e.get('cache_dir')), name)
+
+  def real_reference(self, n: int) -> dict:
+    """{'features' (n, D) float32, 'mu', 'sigma' (float64)} of n reference samples (cached)."""
+    if n in self._real:
+      return self._real[n]
+    if self.is_toy:  # fresh draws from the true distribution: no features to cache
+      x = np.asarray(self.data.sample(jax.random.fold_in(self.eval_key, 1 << 20), n))
+      self._real[n] = reference(x.reshape(n, -1))
+      return self._real[n]
+    path = self._real_path(n)
+    if distributed.agreed(os.path.exists(path)):  # every process takes the same branch
+      try:
+        with np.load(path, allow_pickle=False) as f:
+          self._real[n] = {k: f[k] for k in ('features', 'mu', 'sigma')}
+        return self._real[n]
+      except (OSError, ValueError, KeyError) as err:
+        self.log(f'real statistics cache {path} is unreadable ({err}); recomputing')
+    self.log(f'computing the real statistics of {n} {self.config.data.name} images '
+             f'({self.extractor.name} features); cached in {path}')
+    feats, stats = [], None
+    for start in range(0, n, self.batch_size):
+      m = min(self.batch_size, n - start)
+      idx = np.arange(start, start + self.batch_size) % len(self.real_data)
+      x = distributed.put_global(self.real_data.read(idx)['image'], self.batch_sharding)
+      f_batch = self._extract(x)[0][:m]
+      stats = (stats or StreamingStats.init(f_batch.shape[1])).update(f_batch)
+      feats.append(f_batch.astype(np.float32))
+    mu, sigma = stats.finalize()
+    ref = {'features': np.concatenate(feats), 'mu': mu, 'sigma': sigma}
+    if distributed.is_main():
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      tmp = f'{path}.tmp{os.getpid()}.npz'
+      np.savez(tmp, **ref)
+      os.replace(tmp, path)
+    self._real[n] = ref
+    return ref
+
+  # --- fakes -------------------------------------------------------------------------------
+
+  def fake_features(self, g_params, g_batch_stats, n: int, keep: bool):
+    """(features (n, D) or None, probs (n, C) or None, (mu, sigma)) of n fixed-noise samples."""
+    feats, probs, stats = [], [], None
+    for i, start in enumerate(range(0, n, self.batch_size)):
+      m = min(self.batch_size, n - start)
+      labels = None
+      if self.num_classes:
+        labels = jnp.asarray(np.arange(start, start + self.batch_size) % self.num_classes,
+                             jnp.int32)
+      x = self.generate(g_params, g_batch_stats, jax.random.fold_in(self.eval_key, i), labels,
+                        self.batch_size)
+      f_batch, p_batch = self._extract(x)
+      f_batch = f_batch[:m]
+      stats = (stats or StreamingStats.init(f_batch.shape[1])).update(f_batch)
+      if keep:
+        feats.append(f_batch.astype(np.float32))
+      if p_batch is not None:
+        probs.append(p_batch[:m])
+    return (np.concatenate(feats) if keep else None, np.concatenate(probs) if probs else None,
+            stats.finalize())
+
+  def __call__(self, g_params, g_batch_stats, n: int, generator: str = 'ema'):
+    """(metrics, protocol) of n samples of the generator with these parameters."""
+    e = self.config.eval
+    needs = {x for m in self.metrics for x in METRICS[m]}
+    if not self.metrics:
+      return {}, {}
+    fake, probs, (mu_f, sigma_f) = self.fake_features(g_params, g_batch_stats, n,
+                                                      keep=bool(needs & {'fake'}))
+    n_real, real = None, None
+    if 'real' in needs:
+      n_real = int(e.get('num_real') or n)
+      if not self.is_toy:
+        n_real = min(n_real, len(self.real_data))
+      real = self.real_reference(n_real)
+    pair = int(e.get('two_sample_size', 2500))
+    centers, std = (self.data.centers, self.data.std) if self.is_toy else (None, None)
+    metrics = compute_metrics(self.metrics, real, fake, probs, (mu_f, sigma_f), centers, std,
+                              pair)
+    protocol = {'generator': generator, 'num_samples': n, 'data': self.config.data.name,
+                'eval_noise': 'fixed: batch i from fold_in(eval_key, i)',
+                **self.extractor.protocol}
+    if n_real is not None:
+      protocol.update(num_real=n_real, real=('fresh draws' if self.is_toy else
+                                             e.get('real_split') or
+                                             self.config.data.get('split', 'train')))
+    if 'modes' in self.metrics:
+      protocol.update(modes='PacGAN: nearest mean by std-normalised distance, HQ if < 3 std',
+                      num_modes=int(self.data.centers.shape[0]), std=self.data.std)
+    if 'kid' in self.metrics:
+      protocol['kid'] = f'{KID_SUBSETS} subsets of min({KID_SUBSET_SIZE}, n), cubic kernel'
+    if {'precision_recall', 'density_coverage'} & set(self.metrics):
+      protocol['prdc_k'] = {'precision_recall': PR_K, 'density_coverage': DC_K}
+    if {'mmd', 'c2st'} & set(self.metrics):
+      protocol['two_sample_size'] = min(pair, n, n_real)
+    return metrics, protocol

@@ -1,0 +1,143 @@
+"""Stabilisation tricks that are neither objectives nor penalties, and their config section.
+
+Every trick is a switch under `config.tricks`; the defaults leave training exactly as without it.
+
+  instance_noise.std, .anneal_steps   Gaussian noise on everything D sees, real and fake, its std
+                                      decaying linearly to 0 over anneal_steps iterations (0: kept).
+  label_smoothing                     the real label's target; 1.0 = off, 0.9 = Salimans et al.'s.
+  feature_matching.mode, .weight      'none' | 'replace' (G matches D's features instead of its
+                                      objective) | 'auxiliary' (objective + weight · matching).
+  pack                                PacGAN: D judges packs of m samples; 1 = off.
+  unroll_steps                        unrolled GAN: G's loss through k D updates; 0 = off.
+  ensemble                            hidden widths of each D of an ensemble, e.g. ((16,), (64,));
+                                      () = one D. G is trained against the sum of their losses.
+  adaptive.enabled, .c1, .c2,         seed document 002's schedule: D steps while D's loss > c1,
+  .max_d_steps, .max_g_steps          then G steps while D's loss < c2, each loop capped.
+
+Where the others live: minibatch discrimination is a discriminator option
+(`config.model.d.minibatch_discrimination`), DRAGAN and R1 are penalties (`config.penalty.name`),
+the relativistic losses are objectives (`config.objective.name`), TTUR is `optim.d_lr` ≠
+`optim.g_lr`, and the EMA generator is `optim.ema_decay`.
+"""
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from gan_jax import configs
+
+FEATURE_MATCHING_MODES = ('none', 'replace', 'auxiliary')
+
+
+class Adaptive(NamedTuple):
+  """Seed document 002's stop criteria on the game's value L (D's objective)."""
+  c1: float         # D trains while L > c1
+  c2: float         # then G trains while L < c2
+  max_d_steps: int  # caps on the two inner loops (each runs at least once)
+  max_g_steps: int
+
+
+class Tricks(NamedTuple):
+  """The static trick settings a `steps.GAN` closes over; the defaults are all off."""
+  instance_noise: float = 0.0     # σ₀ of the instance noise
+  noise_anneal_steps: int = 0     # iterations over which σ decays linearly to 0 (0: constant)
+  label_smoothing: float = 1.0    # real-label target
+  feature_matching: str = 'none'  # one of FEATURE_MATCHING_MODES
+  feature_matching_weight: float = 1.0
+  pack: int = 1
+  unroll_steps: int = 0
+  ensemble: tuple = ()            # hidden widths of each member
+  adaptive: Optional[Adaptive] = None
+
+
+def instance_noise_std(sigma: float, anneal_steps: int, step) -> jax.Array:
+  """σ(t) = σ₀ · max(0, 1 - t / anneal_steps), or σ₀ when anneal_steps = 0.
+
+  Instance noise: Sønderby et al. 2017, "Amortised MAP Inference for Image Super-resolution"
+  (arXiv:1610.04490), sec. 3.2; Arjovsky & Bottou 2017 (arXiv:1701.04862), sec. 3.1. Noise on
+  both distributions makes their supports overlap, so D cannot be perfect and G's gradient does
+  not vanish; annealing σ to 0 recovers the original problem.
+  """
+  if not anneal_steps:
+    return jnp.asarray(sigma, jnp.float32)
+  t = jnp.asarray(step, jnp.float32)
+  return sigma * jnp.maximum(0.0, 1.0 - t / anneal_steps)
+
+
+def add_instance_noise(x: jax.Array, std, key: jax.Array) -> jax.Array:
+  """x + std · ε, ε ~ N(0, I): what D sees of a real or a fake batch under instance noise."""
+  return x + std * jax.random.normal(key, x.shape, x.dtype)
+
+
+def pack(x: jax.Array, m: int) -> jax.Array:
+  """PacGAN packing: (B, ..., C) → (B/m, ..., m·C), m consecutive samples concatenated on the
+  last axis (coordinates for vectors, channels for images); m = 1 is the identity.
+
+  Lin et al. 2018, "PacGAN: The power of two samples in generative adversarial networks"
+  (arXiv:1712.04086), sec. 2: D maps m samples, all real or all fake, to one decision.
+  """
+  if m == 1:
+    return x
+  b = x.shape[0]
+  x = x.reshape((b // m, m) + x.shape[1:])
+  x = jnp.moveaxis(x, 1, -2)  # (B/m, ..., m, C)
+  return x.reshape(x.shape[:-2] + (m * x.shape[-1],))
+
+
+def feature_matching_loss(real_features, fake_features) -> jax.Array:
+  """‖E f(x) - E f(G(z))‖₂², summed over feature layers (lists of (B, ...) arrays).
+
+  Salimans et al. 2016, "Improved Techniques for Training GANs" (arXiv:1606.03498), sec. 3.1:
+  G matches the mean of an intermediate layer f of D on real data instead of maximising D's
+  output; D is trained as usual.
+  """
+  total = jnp.zeros(())
+  for r, f in zip(real_features, fake_features):
+    r = jnp.mean(r.reshape(r.shape[0], -1), axis=0)
+    f = jnp.mean(f.reshape(f.shape[0], -1), axis=0)
+    total = total + jnp.sum((r - f) ** 2)
+  return total
+
+
+def _positive_int(value, field: str, minimum: int) -> int:
+  if int(value) != value or value < minimum:
+    raise configs.ConfigError(f'config.tricks.{field}={value!r} must be an integer >= {minimum}')
+  return int(value)
+
+
+def from_config(config) -> Tricks:
+  """Reads and checks config.tricks (absent fields keep their defaults: old configs still work).
+
+  Checks the values only; build_gan checks how they compose with the objective and networks.
+  """
+  t = config.get('tricks', None) or {}
+  noise = t.get('instance_noise', None) or {}
+  std = float(noise.get('std', 0.0))
+  if std < 0:
+    raise configs.ConfigError(f'config.tricks.instance_noise.std={std} must be >= 0')
+  anneal = _positive_int(noise.get('anneal_steps', 0), 'instance_noise.anneal_steps', 0)
+  smoothing = float(t.get('label_smoothing', 1.0))
+  if not 0.0 < smoothing <= 1.0:
+    raise configs.ConfigError(f'config.tricks.label_smoothing={smoothing} must be in (0, 1] '
+                              '(the real target; 1.0 = off)')
+  fm = t.get('feature_matching', None) or {}
+  fm_mode = fm.get('mode', 'none')
+  if fm_mode not in FEATURE_MATCHING_MODES:
+    raise configs.ConfigError(f'config.tricks.feature_matching.mode={fm_mode!r} is not known; '
+                              f'valid choices: {", ".join(FEATURE_MATCHING_MODES)}')
+  ensemble = tuple(tuple(int(w) for w in hidden) for hidden in t.get('ensemble', ()))
+  if any(not hidden for hidden in ensemble):
+    raise configs.ConfigError(f'config.tricks.ensemble={ensemble}: each member needs at least one '
+                              'hidden layer, e.g. ((16,), (64, 64), (128, 128, 128))')
+  a = t.get('adaptive', None) or {}
+  adaptive = None
+  if a.get('enabled', False):
+    adaptive = Adaptive(float(a.get('c1', 1.0)), float(a.get('c2', 1.3)),
+                        _positive_int(a.get('max_d_steps', 5), 'adaptive.max_d_steps', 1),
+                        _positive_int(a.get('max_g_steps', 5), 'adaptive.max_g_steps', 1))
+  return Tricks(
+      instance_noise=std, noise_anneal_steps=anneal, label_smoothing=smoothing,
+      feature_matching=fm_mode, feature_matching_weight=float(fm.get('weight', 1.0)),
+      pack=_positive_int(t.get('pack', 1), 'pack', 1),
+      unroll_steps=_positive_int(t.get('unroll_steps', 0), 'unroll_steps', 0),
+      ensemble=ensemble, adaptive=adaptive)

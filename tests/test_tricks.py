@@ -1,0 +1,329 @@
+"""The stabilisation tricks: each changes what it should and nothing else.
+
+Equivalences with the plain step (noise annealed to σ = 0, unrolling a frozen D, m = 1), values
+worked out by hand (packing, feature matching, ensembles), the adaptive schedule's loop counts on
+a discriminator whose loss we control, and the config errors of tricks that do not compose.
+"""
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gan_jax import configs, losses, models, penalties, steps, toy_data, tricks
+
+B = 8
+
+
+def tiny(**changes):
+  """A small ring config; `changes` maps dotted field names to values."""
+  c = configs.toy_config()
+  c.data.batch_size = B
+  c.model.z_dim = 4
+  c.model.g.hidden = (8,)
+  c.model.d.hidden = (8, 8)
+  for key, value in changes.items():
+    node, *path = [c] + key.split('.')
+    for field in path[:-1]:
+      node = node[field]
+    node[path[-1]] = value
+  return c
+
+
+def build(**changes):
+  gan = steps.build_gan(tiny(**changes), (2,), toy_data.ring().sample)
+  return gan, steps.create_state(gan, jax.random.key(0))
+
+
+REAL = toy_data.ring().sample(jax.random.key(5), B)
+KEY = jax.random.key(7)
+
+
+# The steps run eagerly here: one compile per primitive, shared by every config, instead of one
+# per config (test_steps and test_train check the jitted loop).
+def d_step(gan, state, real=REAL):
+  return steps.d_step(gan, state, {'x': real}, KEY)
+
+
+def g_step(gan, state, real=REAL):
+  return steps.g_step(gan, state, {'x': real}, KEY)
+
+
+def _changed(a, b):
+  return any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+# --- the pure pieces -----------------------------------------------------------------------------
+
+def test_pack_concatenates_consecutive_samples():
+  x = jnp.arange(12.0).reshape(6, 2)
+  np.testing.assert_array_equal(tricks.pack(x, 2), [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]])
+  np.testing.assert_array_equal(tricks.pack(x, 3), [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]])
+  assert tricks.pack(x, 1) is x
+  images = jnp.arange(4 * 2 * 2 * 3.0).reshape(4, 2, 2, 3)  # packs on channels
+  packed = tricks.pack(images, 2)
+  chex.assert_shape(packed, (2, 2, 2, 6))
+  np.testing.assert_array_equal(packed[1, :, :, :3], images[2])
+  np.testing.assert_array_equal(packed[1, :, :, 3:], images[3])
+
+
+def test_instance_noise_schedule():
+  std = lambda step, anneal=100: float(tricks.instance_noise_std(0.5, anneal, step))
+  assert std(0) == 0.5
+  np.testing.assert_allclose(std(25), 0.375)
+  assert std(100) == 0.0 and std(1000) == 0.0
+  assert std(10**6, anneal=0) == 0.5  # no annealing: constant
+
+
+def test_feature_matching_loss_by_hand():
+  real = [jnp.array([[1.0, 2.0], [3.0, 4.0]]), jnp.ones((2, 1, 3))]
+  fake = [jnp.array([[0.0, 0.0], [0.0, 2.0]]), jnp.zeros((2, 1, 3))]
+  # means (2, 3) vs (0, 1): 4 + 4; second layer: 3 ones vs zeros: 3
+  np.testing.assert_allclose(tricks.feature_matching_loss(real, fake), 11.0)
+
+
+# --- each trick against the plain step -----------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def plain():
+  return build()
+
+
+def test_instance_noise_annealed_to_zero_equals_plain_step(plain):
+  gan, state = plain
+  noisy, _ = build(**{'tricks.instance_noise.std': 0.5, 'tricks.instance_noise.anneal_steps': 3})
+  done = state.replace(step=jnp.int32(3))  # σ(3) = 0: the noise code runs with σ = 0
+  for step_fn in (d_step, g_step):
+    chex.assert_trees_all_equal(step_fn(noisy, done), step_fn(gan, done))
+  # At step 0 (σ = 0.5) D sees other inputs: its update and metrics differ.
+  (a, ma), (b, mb) = d_step(noisy, state), d_step(gan, state)
+  assert _changed(a.d.params, b.d.params) and float(ma['d_real']) != float(mb['d_real'])
+
+
+def test_packed_discriminator_judges_consecutive_pairs_by_hand():
+  gan, state = build(**{'tricks.pack': 2})
+  d_params = state.d.params
+  chex.assert_shape(d_params['MLP_0']['Dense_0']['kernel'], (4, 8))  # D's input: 2 samples × 2
+  _, metrics = d_step(gan, state)
+  by_hand = models.MLPDiscriminator(hidden=(8, 8)).apply({'params': d_params},
+                                                          np.asarray(REAL).reshape(B // 2, 4))
+  np.testing.assert_allclose(metrics['d_real'], np.mean(by_hand), rtol=1e-6)
+  # One value per point for plots: the pack of m copies of that point.
+  out, _, _ = steps.discriminate(gan, d_params, {}, REAL, None, False)
+  chex.assert_shape(out, (B,))
+  np.testing.assert_allclose(out, models.MLPDiscriminator(hidden=(8, 8)).apply(
+      {'params': d_params}, jnp.concatenate([REAL, REAL], axis=1)), rtol=1e-6)
+
+
+def test_pack_one_equals_plain_step(plain):
+  gan, state = plain
+  packed_one, _ = build(**{'tricks.pack': 1})
+  chex.assert_trees_all_equal(d_step(packed_one, state), d_step(gan, state))
+  chex.assert_trees_all_equal(g_step(packed_one, state), g_step(gan, state))
+
+
+def test_unrolled_with_k_zero_or_frozen_d_equals_plain_step(plain):
+  gan, state = plain
+  k0, _ = build(**{'tricks.unroll_steps': 0})
+  chex.assert_trees_all_equal(g_step(k0, state), g_step(gan, state))
+  # k = 2 through a D whose optimizer cannot move it (lr 0): the unrolled D is D itself and the
+  # gradient through the unroll is exactly zero, so G's update is the plain one.
+  frozen, _ = build(**{'tricks.unroll_steps': 2, 'optim.d_lr': 0.0})
+  (new_frozen, m_frozen), (new_plain, m_plain) = g_step(frozen, state), g_step(gan, state)
+  chex.assert_trees_all_close(new_frozen.g, new_plain.g, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(m_frozen['g_loss'], m_plain['g_loss'], rtol=1e-6)
+
+
+def test_unrolled_changes_g_only_and_differentiates_through_d_updates(plain):
+  gan, state = plain
+  unrolled, _ = build(**{'tricks.unroll_steps': 2})
+  new, _ = g_step(unrolled, state)
+  chex.assert_trees_all_equal(new.d, state.d)  # the surrogate D is not kept
+  assert _changed(new.g.params, g_step(gan, state)[0].g.params)
+
+  def unrolled_d(g_params):
+    return steps.unrolled_discriminator(unrolled, state.d, g_params, {}, REAL, None, KEY,
+                                        state.step, 2)
+
+  d2 = unrolled_d(state.g.params)
+  assert int(d2.opt_state[0][0].count) == 2  # two Adam updates, its moments carried between them
+  # Two d_updates by hand with the same draws give the same D.
+  d = state.d
+  for key in jax.random.split(KEY, 2):
+    z_key, _, pen_key, noise_key = jax.random.split(key, 4)
+    fake = gan.generator.apply({'params': state.g.params}, jax.random.normal(z_key, (B, 4)))
+    d, _ = steps.d_update(gan, d, REAL, fake, None, None, pen_key, noise_key, state.step)
+  chex.assert_trees_all_close(d2, d, rtol=1e-5, atol=1e-6)
+  # θ_D^k depends on θ_G: the derivative through the D updates is not zero.
+  grads = jax.grad(lambda p: sum(jnp.sum(w) for w in jax.tree.leaves(unrolled_d(p).params)))(
+      state.g.params)
+  assert optax.tree.norm(grads) > 1e-4
+
+
+def test_label_smoothing_changes_the_d_objective_only(plain):
+  gan, state = plain
+  smooth, _ = build(**{'tricks.label_smoothing': 0.9})
+  _, m = d_step(smooth, state)
+  _, m_plain = d_step(gan, state)
+  real, fake = float(m['d_real']), float(m['d_fake'])  # (B,) logits; rebuild them
+  out = lambda x: gan.discriminator.apply({'params': state.d.params}, x)
+  fake_x = gan.generator.apply({'params': state.g.params},
+                               jax.random.normal(jax.random.split(KEY, 3)[0], (B, 4)))
+  r, f = np.asarray(out(REAL), np.float64), np.asarray(out(fake_x), np.float64)
+  np.testing.assert_allclose([real, fake], [r.mean(), f.mean()], rtol=1e-5)
+  sp = lambda x: np.log1p(np.exp(x))
+  np.testing.assert_allclose(m['d_objective'],
+                             np.mean(0.9 * sp(-r) + 0.1 * sp(r)) + np.mean(sp(f)), rtol=1e-5)
+  np.testing.assert_allclose(m_plain['d_objective'], np.mean(sp(-r)) + np.mean(sp(f)), rtol=1e-5)
+  chex.assert_trees_all_equal(g_step(smooth, state), g_step(gan, state))  # G untouched
+
+
+def test_feature_matching_modes(plain):
+  gan, state = plain
+  replace, _ = build(**{'tricks.feature_matching.mode': 'replace',
+                        'tricks.feature_matching.weight': 2.0})
+  aux, _ = build(**{'tricks.feature_matching.mode': 'auxiliary',
+                    'tricks.feature_matching.weight': 0.5})
+  new_r, m_r = g_step(replace, state)
+  new_a, m_a = g_step(aux, state)
+  new_p, m_p = g_step(gan, state)
+  np.testing.assert_allclose(m_r['g_adversarial'], m_p['g_loss'], rtol=1e-6)
+  np.testing.assert_allclose(m_r['g_loss'], 2.0 * m_r['g_feature_matching'], rtol=1e-6)
+  np.testing.assert_allclose(m_a['g_loss'], m_a['g_adversarial'] + 0.5 * m_a['g_feature_matching'],
+                             rtol=1e-6)
+  assert float(m_r['g_feature_matching']) > 0
+  assert _changed(new_r.g.params, new_p.g.params) and _changed(new_a.g.params, new_p.g.params)
+  chex.assert_trees_all_equal(d_step(replace, state), d_step(gan, state))  # D untouched
+
+
+def test_minibatch_discrimination_couples_examples():
+  gan, state = build(**{'model.d.minibatch_discrimination': 3})
+  d = lambda x: gan.discriminator.apply({'params': state.d.params}, x)
+  moved = REAL.at[1].add(1.0)
+  assert float(d(REAL)[0]) != float(d(moved)[0])  # D(x_0) depends on x_1
+  plain, plain_state = build()
+  d_plain = lambda x: plain.discriminator.apply({'params': plain_state.d.params}, x)
+  assert float(d_plain(REAL)[0]) == float(d_plain(moved)[0])
+  # For plots, each point is judged alone (a batch of one), without an N×N kernel matrix.
+  points = jax.random.normal(KEY, (3000, 2))
+  out, _, _ = steps.discriminate(gan, state.d.params, {}, points, None, False)
+  chex.assert_shape(out, (3000,))
+  np.testing.assert_allclose(out[:3], [d(points[i:i + 1])[0] for i in range(3)], rtol=1e-5)
+  new, metrics = d_step(gan, state)
+  chex.assert_tree_all_finite(metrics)
+  mbd = 'MinibatchDiscrimination_0'
+  assert _changed(new.d.params[mbd], state.d.params[mbd])
+
+
+def test_ensemble_sums_the_members_losses():
+  widths = ((4,), (8, 8), (16, 16, 16))
+  gan, state = build(**{'tricks.ensemble': widths})
+  params = state.d.params
+  for k, hidden in enumerate(widths):  # members of increasing capacity
+    member = params[f'members_{k}']['MLP_0']
+    assert [member[f'Dense_{i}']['kernel'].shape[1] for i in range(len(hidden))] == list(hidden)
+  _, m = d_step(gan, state)
+  np.testing.assert_allclose(m['d_objective'], sum(m[f'd_objective_{k}'] for k in range(3)),
+                             rtol=1e-6)
+  # G's loss is the sum of its non-saturating losses against each member.
+  z = jax.random.normal(jax.random.split(KEY)[0], (B, 4))
+  fake = gan.generator.apply({'params': state.g.params}, z)
+  outs = gan.discriminator.apply({'params': params}, fake)
+  chex.assert_shape(outs, (B, 3))
+  _, mg = g_step(gan, state)
+  np.testing.assert_allclose(mg['g_loss'], sum(losses.non_saturating_g_loss(outs[:, k])
+                                               for k in range(3)), rtol=1e-5)
+  out, _, _ = steps.discriminate(gan, params, {}, fake, None, False)
+  np.testing.assert_allclose(out, jnp.mean(outs, axis=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize('name', ['relativistic', 'relativistic_average'])
+def test_relativistic_g_loss_sees_the_reals(plain, name):
+  gan, state = build(**{'objective.name': name})
+  _, m = g_step(gan, state)
+  _, m_moved = g_step(gan, state, REAL + 0.5)  # same fakes, other reals: another G loss
+  assert float(m['g_loss']) != float(m_moved['g_loss'])
+  _, m_plain = g_step(plain[0], state)
+  _, m_plain_moved = g_step(plain[0], state, REAL + 0.5)
+  assert float(m_plain['g_loss']) == float(m_plain_moved['g_loss'])
+
+
+# --- the adaptive schedule -----------------------------------------------------------------------
+
+class _BiasD(nn.Module):
+  """D(x) = b for every x: with d_loss = mean(D(real)) and SGD(lr 1), each D step lowers b by 1."""
+
+  @nn.compact
+  def __call__(self, x, labels=None, train=True):
+    return jnp.zeros(x.shape[0]) + self.param('b', nn.initializers.zeros, ())
+
+
+def _controlled_gan(c1, c2, max_d, max_g):
+  objective = losses.Objective(lambda real, fake: jnp.mean(real), lambda fake: jnp.mean(fake))
+  return steps.GAN(
+      generator=models.MLPGenerator((2,), hidden=(4,)), discriminator=_BiasD(),
+      g_tx=optax.sgd(0.1), d_tx=optax.sgd(1.0), objective=objective,
+      penalty=penalties.get('none'), penalty_weight=0.0, z_dim=2, num_classes=0, acgan=False,
+      batch_size=4, n_critic=1, ema_decay=0.5, data_shape=(2,),
+      sample_data=toy_data.ring().sample,
+      tricks=tricks.Tricks(adaptive=tricks.Adaptive(c1, c2, max_d, max_g)))
+
+
+@pytest.mark.parametrize('c1, c2, max_d, max_g, counts', [
+    # L before each D step: 0, -1, -2, -3 ≤ -2.5 → 4 steps, b = -4; then G's L = b = -4 < 0
+    # until the cap (3). Next iteration: L = -4 ≤ -2.5 after one D step (each loop runs once).
+    (-2.5, 0.0, 10, 3, [(4, 3), (1, 3)]),
+    (-2.5, -10.0, 2, 3, [(2, 1), (2, 1)]),  # D capped at 2; G stops at once (L = b ≥ -10)
+])
+def test_adaptive_schedule_loop_counts(c1, c2, max_d, max_g, counts):
+  gan = _controlled_gan(c1, c2, max_d, max_g)
+  state = steps.create_state(gan, jax.random.key(0))
+  fn = jax.jit(lambda s: steps.train_call(gan, s, jax.random.key(1), num_steps=2))
+  new, metrics = fn(state)
+  np.testing.assert_array_equal(np.stack([metrics['d_steps'], metrics['g_steps']], 1), counts)
+  total_d = sum(c[0] for c in counts)
+  assert float(new.d.params['b']) == -total_d  # each D step moved b by exactly -1
+  assert int(new.step) == 2
+  np.testing.assert_array_equal(metrics['g_d_objective'], [-counts[0][0], -total_d])
+
+
+# --- config errors -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('changes, message', [
+    ({'objective.name': 'wasserstein', 'tricks.label_smoothing': 0.9},
+     "label_smoothing.*'wasserstein'.*valid objectives: minimax, non_saturating"),
+    ({'tricks.label_smoothing': 1.5}, r'label_smoothing=1.5 must be in \(0, 1\]'),
+    ({'tricks.pack': 3}, 'pack=3 must divide config.data.batch_size=8'),
+    ({'tricks.pack': 0}, 'pack=0 must be an integer >= 1'),
+    ({'tricks.feature_matching.mode': 'both'},
+     "feature_matching.mode='both'.*valid choices: none, replace, auxiliary"),
+    ({'tricks.unroll_steps': -1}, 'unroll_steps=-1'),
+    ({'tricks.instance_noise.std': -0.1}, 'instance_noise.std=-0.1 must be >= 0'),
+    ({'tricks.ensemble': ((4,), ())}, 'each member needs at least one hidden layer'),
+    ({'tricks.adaptive.enabled': True, 'tricks.adaptive.max_g_steps': 0},
+     'adaptive.max_g_steps=0 must be an integer >= 1'),
+])
+def test_bad_trick_settings_name_the_field(changes, message):
+  with pytest.raises(configs.ConfigError, match=message):
+    steps.build_gan(tiny(**changes), (2,), toy_data.ring().sample)
+
+
+def test_tricks_that_need_another_discriminator_say_which():
+  c = tiny(**{'tricks.feature_matching.mode': 'replace'})
+  c.model.discriminator = 'dcgan'
+  with pytest.raises(configs.ConfigError, match='feature_matching.*valid choices: mlp, '
+                                                'mlp_autoencoder'):
+    steps.build_gan(c, (8, 8, 1))
+  c = tiny(**{'tricks.ensemble': ((4,),)})
+  c.model.discriminator = 'dcgan'
+  with pytest.raises(configs.ConfigError, match='ensemble.*valid choices: mlp, mlp_autoencoder'):
+    steps.build_gan(c, (8, 8, 1))
+
+
+def test_configs_without_a_tricks_section_still_build():
+  c = tiny()
+  del c['tricks']
+  gan = steps.build_gan(c, (2,), toy_data.ring().sample)
+  assert gan.tricks == tricks.Tricks()
