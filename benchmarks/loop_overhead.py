@@ -17,15 +17,17 @@ import argparse
 import datetime
 import os
 import shutil
+import sys
 import tempfile
 import time
 
 import jax
 from absl import logging
 
-from common import machine, write_section  # pylint: disable=g-bad-import-order
-from gan_jax import logs, train
-import vs_pytorch
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import machine, write_section  # pylint: disable=g-bad-import-order,wrong-import-position
+from gan_jax import logs, train  # pylint: disable=wrong-import-position
+import vs_pytorch  # pylint: disable=wrong-import-position
 
 BEGIN, END = '<!-- loop_overhead:begin -->', '<!-- loop_overhead:end -->'
 

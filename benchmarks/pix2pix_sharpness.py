@@ -110,8 +110,8 @@ def table(results, machine):
       f'`python benchmarks/pix2pix_sharpness.py` ({datetime.date.today()}; {machine}; the runs '
       'one after the other, each a fresh `train_and_evaluate` at the experiment\'s defaults, '
       'wall time including compilation and evals; the machine was shared with other jobs). '
-      'Held-out pairs: the 500 mnist5k test digits (inpaint), the first 500 Stacked MNIST test '
-      'triples (colorize). Sharpness = mean gradient magnitude on [0, 1]; "closer" = images '
+      'Held-out pairs: the 500 mnist5k test digits (inpaint), 500 evenly spaced of the 10,000 '
+      'Stacked MNIST test triples (colorize). Sharpness = mean gradient magnitude on [0, 1]; "closer" = images '
       'whose output sharpness is nearer the target\'s for GAN + L1 than for L1 only (one-sided '
       'sign test). FID/KID/C2ST: outputs vs targets on the digit classifier\'s features '
       '(per channel for RGB).',

@@ -20,7 +20,8 @@ def main(*args, workdir):
 BAD = {
     'objective': (['--config=experiments/gan_ring.py', '--config.objective.name=hing'],
                   "error: config.objective.name: unknown objective 'hing'; valid objectives: "
-                  'ebgan, hinge, least_squares, minimax, non_saturating, wasserstein'),
+                  'ebgan, hinge, least_squares, minimax, non_saturating, relativistic, '
+                  'relativistic_average, relativistic_average_hinge, wasserstein'),
     'architecture': (['--config=experiments/gan_ring.py', '--config.model.discriminator=resnet9'],
                      "error: config.model.discriminator='resnet9' is not known; valid choices: "
                      'dcgan, dcgan_autoencoder, mlp, mlp_autoencoder, resnet'),
@@ -32,8 +33,8 @@ BAD = {
                 'digits, fashion_mnist, grid, mixture_1d, mnist, mnist5k, ring, stacked_mnist, '
                 'svhn_cropped, swiss_roll'),
     'penalty': (['--config=experiments/gan_ring.py', '--config.penalty.name=gp'],
-                "error: config.penalty.name: unknown penalty 'gp'; valid penalties: none, r1, "
-                'weight_clipping, wgan_gp'),
+                "error: config.penalty.name: unknown penalty 'gp'; valid penalties: dragan, none, "
+                'r1, weight_clipping, wgan_gp'),
     'field': (['--config=experiments/gan_ring.py', '--config.optim.dlr=1e-3'],
               'error: --config.optim.dlr: the config has no field \'dlr\' (did you mean "d_lr"?)'),
     'model option': (['--config=experiments/gan_ring.py', '--config.model.g.activation=swish2'],
