@@ -39,13 +39,15 @@ def shrink(config, batch_size=8):
 
 
 def offline_eval(config):
-  """Inception's weights cannot be downloaded here: such configs are evaluated on pixels."""
+  """Inception's weights cannot be downloaded here: such configs are evaluated on pixels, without
+  the FID (a Fréchet distance in 3,072 or 12,288 dimensions needs a matrix square root of that
+  size: minutes) and without the metrics that need class probabilities."""
   name = evaluation.resolve_features(config.eval, config.data.name,
                                      config.data.name in toy_data.DATASETS)
   if name == 'inception':
     config.eval.features = 'identity'
     config.eval.metrics = tuple(m for m in config.eval.metrics
-                                if 'probs' not in evaluation.METRICS[m])
+                                if 'probs' not in evaluation.METRICS[m] and m != 'fid')
   return config
 
 
