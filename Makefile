@@ -28,7 +28,9 @@ test: setup
 bench: setup $(TORCH_PY)
 	$(PY) benchmarks/steps_per_call.py
 	$(PY) benchmarks/image_throughput.py --iterations 1 --repeats 2
-	$(PY) benchmarks/vs_pytorch.py --torch-python $(TORCH_PY)
+	$(PY) benchmarks/vs_pytorch.py --torch-python $(TORCH_PY) --repeats 3
+	$(PY) benchmarks/vs_pytorch.py --torch-python $(TORCH_PY) --repeats 3 --workloads dcgan_ns \
+	    --cores 1 --section vs_pytorch_1core
 	$(PY) benchmarks/loop_overhead.py
 
 $(TORCH_PY):

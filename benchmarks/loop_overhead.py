@@ -10,8 +10,8 @@ timed before and after the loop (its mean is the baseline), so slow drifts of ba
 fall on both. Overhead = loop seconds per iteration / bare seconds per iteration - 1, in wall
 time and in process CPU time (all threads: the data thread's work included).
 
-  python benchmarks/loop_overhead.py [--workload dcgan_ns] [--steps 200] [--log-every 50]
-      [--checkpoint-every 100] [--no-write]
+  python benchmarks/loop_overhead.py [--workload dcgan_ns] [--steps 100] [--log-every 20]
+      [--checkpoint-every 50] [--no-write]
 """
 import argparse
 import datetime
@@ -57,10 +57,10 @@ def loop_seconds(config, workdir):
   stamps = []
   write = logs.MetricWriter.write
 
-  def stamped(self, step, split, values):
+  def stamped(self, step, split, *args, **kwargs):
     if split == 'train':
       stamps.append((step, time.perf_counter(), time.process_time()))
-    return write(self, step, split, values)
+    return write(self, step, split, *args, **kwargs)
 
   logs.MetricWriter.write = stamped
   try:
@@ -74,9 +74,9 @@ def loop_seconds(config, workdir):
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument('--workload', default='dcgan_ns', choices=sorted(vs_pytorch.WORKLOADS))
-  parser.add_argument('--steps', type=int, default=200)
-  parser.add_argument('--log-every', type=int, default=50)
-  parser.add_argument('--checkpoint-every', type=int, default=100)
+  parser.add_argument('--steps', type=int, default=100)
+  parser.add_argument('--log-every', type=int, default=20)
+  parser.add_argument('--checkpoint-every', type=int, default=50)
   parser.add_argument('--no-write', action='store_true', help='do not update RESULTS.md')
   args = parser.parse_args()
   logging.set_verbosity(logging.WARNING)
@@ -84,6 +84,7 @@ def main():
   config.train.update(steps=args.steps, log_every=args.log_every,
                       checkpoint_every=args.checkpoint_every,
                       eval_every=args.steps * config.train.steps_per_call)
+  config.eval.update(metrics=(), num_samples=64)  # eval off (the final one is outside the timing)
   timed = args.steps - args.log_every
   workdir = tempfile.mkdtemp(prefix='loop_overhead_')
   try:

@@ -100,7 +100,8 @@ def _run(job):
   method, dataset, seed, steps, root = job
   config = method_config(method, dataset, steps, seed)
   cpu = time.process_time()
-  first, seconds = common.train_toy(config, os.path.join(root, f'{dataset}_{method}_{seed}'))
+  workdir = os.path.join(root, f'{dataset}_{method}_{seed}')
+  first, seconds = common.train_toy(config, workdir, overwrite=True)  # never a stale run
   return {'method': method, 'dataset': dataset, 'seed': seed, 'steps': steps,
           'seconds': round(seconds, 1), 'cpu_seconds': round(time.process_time() - cpu, 1),
           **{k: first[k] for k in ('modes', 'hq_fraction', 'reverse_kl')}}
