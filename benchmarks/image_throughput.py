@@ -8,6 +8,10 @@ images through D: batch × n_critic per iteration. Median of repeated timings af
 all workloads in one run; writes the table into benchmarks/RESULTS.md.
 
   python benchmarks/image_throughput.py [--repeats 3] [--iterations 5]
+  python benchmarks/image_throughput.py --dtypes float32 bfloat16 --section image_throughput_bf16
+
+With several --dtypes (config.train.dtype) each workload is timed in each, in the same run, and the
+table gives their ratio to the first.
 """
 import argparse
 import datetime
@@ -23,7 +27,6 @@ from gan_jax import train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-BEGIN, END = '<!-- image_throughput:begin -->', '<!-- image_throughput:end -->'
 
 
 def workloads():
@@ -72,30 +75,47 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument('--iterations', type=int, default=3)
   parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--dtypes', nargs='+', default=['float32'], choices=['float32', 'bfloat16'])
+  parser.add_argument('--workloads', nargs='+', default=None, help='substrings of their names')
+  parser.add_argument('--section', default='image_throughput', help='RESULTS.md section name')
   args = parser.parse_args()
   logging.set_verbosity(logging.WARNING)
   rows = []
   for name, config in workloads().items():
-    median, rates, first = images_per_second(config, args.iterations, args.repeats)
-    rows.append((name, median, rates, first, config.optim.n_critic))
-    print(f'{name}: {median:.0f} images/s (runs {", ".join(f"{r:.0f}" for r in rates)}); '
-          f'compile + first call {first:.1f} s', flush=True)
+    if args.workloads and not any(w in name for w in args.workloads):
+      continue
+    for dtype in args.dtypes:
+      config.train.dtype = dtype
+      median, rates, first = images_per_second(config, args.iterations, args.repeats)
+      rows.append((name, dtype, median, rates, first, config.optim.n_critic))
+      print(f'{name}, {dtype}: {median:.0f} images/s (runs '
+            f'{", ".join(f"{r:.0f}" for r in rates)}); compile + first call {first:.1f} s',
+            flush=True)
+  base = {n: m for n, d, m, *_ in rows if d == args.dtypes[0]}
+  flags = ''.join([f' --dtypes {" ".join(args.dtypes)}' if args.dtypes != ['float32'] else '',
+                   f' --workloads {" ".join(args.workloads)}' if args.workloads else '',
+                   f' --section {args.section}' if args.section != 'image_throughput' else ''])
+  begin, end = f'<!-- {args.section}:begin -->', f'<!-- {args.section}:end -->'
+  title = '## Images per second of the jitted training iteration (32×32×3, batch 64)'
+  if len(args.dtypes) > 1:
+    title += ': ' + ' vs '.join(args.dtypes)
   table = '\n'.join([
-      BEGIN,
-      '## Images per second of the jitted training iteration (32×32×3, batch 64)',
-      '',
+      begin, title, '',
       f'`python benchmarks/image_throughput.py --iterations {args.iterations} --repeats '
-      f'{args.repeats}` ({datetime.date.today()}; {machine()}). Bare jitted iteration '
+      f'{args.repeats}{flags}` ({datetime.date.today()}; {machine()}). Bare jitted iteration '
       f'({args.iterations} per call, in one `lax.scan`), median of '
       f'{args.repeats} calls after a warm-up call; images/s = real images through D per second '
-      '(batch × n_critic per iteration). Conv layers: the fast rewrites of `gan_jax/layers.py`.',
+      '(batch × n_critic per iteration). Conv layers: the fast rewrites of `gan_jax/layers.py`. '
+      'train.dtype: the arithmetic of the networks (bfloat16: float32 parameters, optimizer '
+      'state and losses).',
       '',
-      '| workload | n_critic | images/s (median) | runs | compile + first call, s |',
-      '|---|---:|---:|---|---:|',
-      *(f'| {n} | {k} | {m:.0f} | {", ".join(f"{r:.0f}" for r in rs)} | {f:.1f} |'
-        for n, m, rs, f, k in rows),
-      END])
-  write_section(BEGIN, END, table)
+      f'| workload | train.dtype | n_critic | images/s (median) | vs {args.dtypes[0]} | runs | '
+      'compile + first call, s |',
+      '|---|---|---:|---:|---:|---|---:|',
+      *(f'| {n} | {d} | {k} | {m:.0f} | {m / base[n]:.2f}× | '
+        f'{", ".join(f"{r:.0f}" for r in rs)} | {f:.1f} |' for n, d, m, rs, f, k in rows),
+      end])
+  write_section(begin, end, table)
   print(table)
 
 

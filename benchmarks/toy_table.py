@@ -47,7 +47,7 @@ METHODS = {
               {'tricks.instance_noise.std': 0.1, 'tricks.instance_noise.anneal_steps': 'half'}),
     'ensemble': ('Ensemble of 3 D (1×16, 2×32, 3×64): experiments/ensemble_ring.py',
                  {'tricks.ensemble': ((16,), (32, 32), (64, 64, 64))}),
-    'unrolled': ('Unrolled GAN (k = 5): experiments/unrolled_ring.py',
+    'unrolled': ('Unrolled GAN (k = 5) at the shared rates',
                  {'tricks.unroll_steps': 5}),
     'adaptive': ('Adaptive D/G loops (c1 1.2, c2 1.4, caps 5): experiments/adaptive_ring.py',
                  {'tricks.adaptive.enabled': True, 'tricks.adaptive.c1': 1.2,
@@ -59,6 +59,7 @@ METHODS = {
     'feature_matching': ('Feature matching (replaces G loss)',
                          {'tricks.feature_matching.mode': 'replace'}),
 }
+COSTLY = ('unrolled', 'wgan_gp', 'adaptive')  # 5–10× a GAN iteration: fewer seeds (--costly-seeds)
 TABLE = ('gan', 'r1', 'pacgan2', 'pacgan4', 'minibatch', 'wgan_gp', 'noise', 'ensemble',
          'unrolled', 'adaptive')
 
@@ -112,19 +113,23 @@ def _fmt(values, scale=1.0, digits=1):
   return f'{m:.{digits}f} ± {se:.{digits}f}'
 
 
-def render(rows, steps, seeds, workers, methods) -> str:
+def render(rows, steps, seeds, costly_seeds, workers, methods) -> str:
   begin, end = '<!-- toy_table:begin -->', '<!-- toy_table:end -->'
   budget = ', '.join(f'{d} {steps[d]:,}' for d in DATASETS)
   lines = [begin, f'## Toy benchmark: the toolkit on the ring and the grid ({seeds} seeds)', '',
-           f'`python benchmarks/toy_table.py --seeds {seeds} --workers {workers}` '
+           f'`python benchmarks/toy_table.py --seeds {seeds} --costly-seeds {costly_seeds} '
+           f'--workers {workers}` '
            f'({datetime.date.today()}; {common.machine()}; {workers} runs side by side, each '
            f'single-threaded on one core). Budget, the same for every method: {budget} '
            'iterations (1 G update and n_critic D updates each); then the EMA generator, 2,500 '
            'samples, PacGAN protocol. Base recipe (all methods): 3×64 MLPs, z 16, batch 256, '
            'Adam β = (0.5, 0.999) at 3e-3 decaying linearly to 0, EMA 0.999, non-saturating '
-           'loss; the method column says what each changes. Mean ± standard error over seeds; '
-           '"all" = seeds with every mode; wall s and CPU s = one run (compile, from XLA\'s '
-           'persistent cache after the first seed, and eval included).', '']
+           'loss; the method column says what each changes. Mean ± standard error over seeds '
+           f'({seeds} per method; {", ".join(COSTLY)} cost 5–10× a GAN iteration and ran on '
+           f'fewer, at least {costly_seeds}); "all" = seeds with every mode / seeds run; wall s '
+           'and CPU s = one run (compile, from XLA\'s persistent cache after the first seed, '
+           'and eval included). Wall s depends on what else shared the 2 cores (the runs were '
+           'resumed over two sessions, some under heavy load): compare methods by CPU s.', '']
   for dataset, k in DATASETS.items():
     if not any(r['dataset'] == dataset for r in rows):
       continue
@@ -150,6 +155,8 @@ def render(rows, steps, seeds, workers, methods) -> str:
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument('--seeds', type=int, default=10)
+  parser.add_argument('--costly-seeds', type=int, default=3,
+                      help=f'seeds for {", ".join(COSTLY)} (at most --seeds)')
   parser.add_argument('--workers', type=int, default=2)
   parser.add_argument('--steps', type=int, default=None, help='for every dataset (default STEPS)')
   parser.add_argument('--methods', nargs='+', default=list(TABLE), choices=list(METHODS))
@@ -167,9 +174,10 @@ def main():
   done = [r for r in done if r['steps'] == steps[r['dataset']]]
   seen = {(r['method'], r['dataset'], r['seed']) for r in done}
   # The costly methods last: an interrupted table has the others (rerun to resume).
-  order = sorted(args.methods, key=lambda m: m in ('unrolled', 'wgan_gp', 'adaptive'))
+  order = sorted(args.methods, key=lambda m: m in COSTLY)
+  seeds = {m: min(args.seeds, args.costly_seeds) if m in COSTLY else args.seeds for m in order}
   jobs = [(m, d, s, steps[d], args.out) for m in order for d in args.datasets
-          for s in range(args.seeds) if (m, d, s) not in seen]
+          for s in range(seeds[m]) if (m, d, s) not in seen]
   cores = os.cpu_count() or 1
   start = time.perf_counter()
   ctx = mp.get_context('spawn')
@@ -184,7 +192,7 @@ def main():
   print(f'{len(jobs)} runs in {time.perf_counter() - start:.0f} s', flush=True)
   rows = [r for r in done if r['method'] in args.methods and r['dataset'] in args.datasets
           and r['seed'] < args.seeds]
-  table = render(rows, steps, args.seeds, args.workers, args.methods)
+  table = render(rows, steps, args.seeds, args.costly_seeds, args.workers, args.methods)
   print(table)
   if not args.no_write:
     with open(os.path.join(common.HERE, 'toy_table.json'), 'w') as f:

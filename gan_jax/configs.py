@@ -82,6 +82,9 @@ def toy_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict({
       'steps': 20_000, 'steps_per_call': 100, 'log_every': 500, 'eval_every': 5_000,
       'checkpoint_every': 5_000, 'keep': 3,
+      # The networks' arithmetic: 'float32', or 'bfloat16' (mixed precision: params, optimizer
+      # state, BatchNorm statistics, losses and updates stay float32; for GPUs and TPUs).
+      'dtype': 'float32',
   })
   # Evaluation (gan_jax/evaluation.py): metrics, samples, generators, the feature network
   # ('auto': identity for toys, the digit CNN for digits, else Inception with its weights file),
@@ -163,7 +166,8 @@ def add_tfds_fields(c) -> ml_collections.ConfigDict:
 # Fields that may change between the runs of one workdir: they change how long or how often,
 # not what is computed (steps_per_call = k equals k single calls).
 RESUMABLE_FIELDS = ('train.steps', 'train.steps_per_call', 'train.log_every', 'train.eval_every',
-                    'train.checkpoint_every', 'train.keep', 'eval.', 'distributed.')
+                    'train.checkpoint_every', 'train.keep', 'train.dtype', 'eval.',
+                    'distributed.')
 
 
 def check(config) -> None:

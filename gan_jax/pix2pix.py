@@ -36,10 +36,9 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from gan_jax import configs, evaluation, input_pipeline, layers, losses, paired_data, penalties
-from gan_jax import plots, sharding, state as state_lib
+from gan_jax import plots, sharding, state as state_lib, steps
 from gan_jax.metrics import c2st, frechet_distance, inception, kernel_inception_distance
 from gan_jax.metrics.fid import StreamingStats
-from gan_jax.steps import apply_net
 
 NORMS = ('batch', 'instance', 'none')
 # PatchGAN receptive field (pixels) -> number of 4×4 stride-2 convs before the two stride-1 ones.
@@ -255,6 +254,7 @@ class Pix2Pix(NamedTuple):
   input_shape: tuple
   target_shape: tuple
   shard_batch: Callable[[jax.Array], jax.Array] = lambda x: x
+  compute_dtype: jnp.dtype = jnp.float32  # of the networks' arithmetic (config.train.dtype)
 
 
 def build(config, input_shape, target_shape, shard_batch=lambda x: x) -> Pix2Pix:
@@ -279,7 +279,8 @@ def build(config, input_shape, target_shape, shard_batch=lambda x: x) -> Pix2Pix
       penalty_weight=float(config.penalty.weight), lambda_gan=float(p.lambda_gan),
       lambda_l1=float(p.lambda_l1), d_loss_scale=float(p.d_loss_scale),
       ema_decay=float(o.ema_decay), input_shape=tuple(input_shape),
-      target_shape=tuple(target_shape), shard_batch=shard_batch)
+      target_shape=tuple(target_shape), shard_batch=shard_batch,
+      compute_dtype=steps.compute_dtype(config))
 
 
 def create_state(spec: Pix2Pix, key: jax.Array) -> state_lib.GANState:
@@ -296,13 +297,15 @@ def create_state(spec: Pix2Pix, key: jax.Array) -> state_lib.GANState:
 
 def translate(spec: Pix2Pix, g_params, g_batch_stats, inputs) -> jax.Array:
   """G(x) in inference mode: no dropout, BatchNorm running averages."""
-  return apply_net(spec.generator, g_params, g_batch_stats, inputs, None, train=False)[0]
+  return steps.apply_net(spec.generator, g_params, g_batch_stats, inputs, None, False,
+                         spec.compute_dtype)[0]
 
 
 def discriminate(spec: Pix2Pix, params, batch_stats, inputs, images, train: bool = True):
   """D's patch logits (B, G, G) on the pair (input, image) concatenated along channels."""
-  return apply_net(spec.discriminator, params, batch_stats,
-                   jnp.concatenate([inputs, images], axis=-1), None, train)
+  return steps.apply_net(spec.discriminator, params, batch_stats,
+                         jnp.concatenate([inputs, images], axis=-1), None, train,
+                         spec.compute_dtype)
 
 
 D_METRICS = ('d_loss', 'd_objective', 'd_penalty', 'd_real', 'd_fake', 'd_grad_norm')
@@ -310,7 +313,8 @@ D_METRICS = ('d_loss', 'd_objective', 'd_penalty', 'd_real', 'd_fake', 'd_grad_n
 
 def generate(spec: Pix2Pix, g_params, g_batch_stats, inputs, key):
   """G(x) in training mode (dropout from `key`, batch statistics): (outputs, new batch_stats)."""
-  return apply_net(spec.generator, g_params, g_batch_stats, inputs, key, train=True)
+  return steps.apply_net(spec.generator, g_params, g_batch_stats, inputs, key, True,
+                         spec.compute_dtype)
 
 
 def d_step(spec: Pix2Pix, state: state_lib.GANState, batch: dict, fake, key: jax.Array):

@@ -46,6 +46,7 @@ class GAN(NamedTuple):
   shard_batch: Callable[[jax.Array], jax.Array] = lambda x: x     # batch-axis sharding constraint
   tricks: tricks_lib.Tricks = tricks_lib.Tricks()                 # all off by default
   d_mixes_examples: bool = False  # D has cross-example layers (minibatch discrimination)
+  compute_dtype: jnp.dtype = jnp.float32  # of the networks' arithmetic (config.train.dtype)
 
 
 def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
@@ -93,7 +94,13 @@ def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
       acgan=acgan, batch_size=int(config.data.batch_size), n_critic=int(o.n_critic),
       ema_decay=float(o.ema_decay), data_shape=tuple(data_shape), sample_data=sample_data,
       shard_batch=shard_batch, tricks=tricks,
-      d_mixes_examples=bool(m.d.get('minibatch_discrimination', 0)))
+      d_mixes_examples=bool(m.d.get('minibatch_discrimination', 0)),
+      compute_dtype=compute_dtype(config))
+
+
+def compute_dtype(config):
+  """The dtype of config.train.dtype ('float32' when absent); a bad name is a ConfigError."""
+  return configs.lookup(COMPUTE_DTYPES, 'train.dtype', config.train.get('dtype', 'float32'))
 
 
 def _check_tricks(tricks, config, d_cls, conditional: bool, acgan: bool) -> None:
@@ -134,16 +141,57 @@ def create_state(gan: GAN, key: jax.Array) -> state_lib.GANState:
                             g_ema=jax.tree.map(jnp.copy, g.params))
 
 
-def apply_net(module, params, batch_stats, x, labels, train: bool):
-  """Runs `module`; returns (output, batch_stats), the statistics (BatchNorm's, spectral norm's
-  power-iteration vectors) updated when training."""
-  variables = {'params': params}
+# Mixed precision (config.train.dtype): parameters, optimizer state and BatchNorm statistics stay
+# float32; each network call casts its parameters and inputs to the compute dtype and its outputs
+# back to float32, so every loss, penalty and update is computed in float32 and gradients reach
+# the float32 parameters through the casts (Micikevicius et al. 2018, "Mixed Precision
+# Training", arXiv:1710.03740; bfloat16 has float32's exponent range, so no loss scaling).
+COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def _cast_floats(tree, dtype):
+  """Every floating-point leaf of `tree` as `dtype`; other leaves as they are."""
+  return jax.tree.map(
+      lambda x: x.astype(dtype) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else x, tree)
+
+
+def _compute_stats(batch_stats, dtype):
+  """The statistics a network reads in `dtype`, except BatchNorm's running mean and variance:
+  they stay float32, since flax updates them in float32 (m·old + (1 - m)·batch) and a bfloat16
+  copy would round the old value at every step. Spectral norm's u and σ are cast, so W/σ(W)
+  keeps the compute dtype."""
+  def cast(path, x):
+    name = getattr(path[-1], 'key', None)
+    return x if name in ('mean', 'var') else x.astype(dtype)
+  return jax.tree_util.tree_map_with_path(cast, batch_stats)
+
+
+def _stored_like(new, old):
+  """Updated statistics back in the dtypes they are stored in."""
+  return jax.tree.map(lambda n, o: n.astype(o.dtype), new, old)
+
+
+def _compute_inputs(params, batch_stats, x, dtype):
+  """(variables, x) of a network call computing in `dtype`."""
+  if dtype == jnp.float32:
+    variables = {'params': params}
+  else:
+    variables, x = {'params': _cast_floats(params, dtype)}, _cast_floats(x, dtype)
   if batch_stats:
-    variables['batch_stats'] = batch_stats
+    variables['batch_stats'] = (batch_stats if dtype == jnp.float32 else
+                                _compute_stats(batch_stats, dtype))
+  return variables, x
+
+
+def apply_net(module, params, batch_stats, x, labels, train: bool, dtype=jnp.float32):
+  """Runs `module` computing in `dtype`; returns (float32 output, batch_stats), the statistics
+  (BatchNorm's, spectral norm's power-iteration vectors) updated when training."""
+  variables, x = _compute_inputs(params, batch_stats, x, dtype)
+  if batch_stats:
     if train:
       out, updates = module.apply(variables, x, labels, train=True, mutable=['batch_stats'])
-      return out, updates['batch_stats']
-  return module.apply(variables, x, labels, train=train), batch_stats
+      return _cast_floats(out, jnp.float32), _stored_like(updates['batch_stats'], batch_stats)
+  return _cast_floats(module.apply(variables, x, labels, train=train), jnp.float32), batch_stats
 
 
 def d_input_shape(gan: GAN) -> tuple:
@@ -166,20 +214,21 @@ def run_d(gan: GAN, params, batch_stats, x, labels, train: bool, features: bool 
   out: (N,), or (N, K) for an ensemble of K; class_logits: (N, C) under AC-GAN, else None;
   stats: updated when training; features: the feature arrays D sows ([] unless asked).
   """
-  variables = {'params': params}
+  variables, x = _compute_inputs(params, batch_stats, x, gan.compute_dtype)
   mutable = []
-  if batch_stats:
-    variables['batch_stats'] = batch_stats
-    if train:
-      mutable.append('batch_stats')
+  if batch_stats and train:
+    mutable.append('batch_stats')
   if features:
     mutable.append('intermediates')
   if mutable:
     out, updates = gan.discriminator.apply(variables, x, labels, train=train, mutable=mutable)
   else:
     out, updates = gan.discriminator.apply(variables, x, labels, train=train), {}
-  stats = updates['batch_stats'] if 'batch_stats' in updates else batch_stats
-  feats = jax.tree.leaves(updates['intermediates']) if 'intermediates' in updates else []
+  out = _cast_floats(out, jnp.float32)
+  stats = (_stored_like(updates['batch_stats'], batch_stats) if 'batch_stats' in updates
+           else batch_stats)
+  feats = (_cast_floats(jax.tree.leaves(updates['intermediates']), jnp.float32)
+           if 'intermediates' in updates else [])
   if gan.acgan:
     return out[:, 0], out[:, 1:], stats, feats
   return out, None, stats, feats
@@ -237,7 +286,8 @@ def sample_labels(gan: GAN, key, n: int):
 
 def generate(gan: GAN, g_params, g_batch_stats, z, labels=None) -> jax.Array:
   """G(z, labels) in inference mode (BatchNorm uses running averages)."""
-  return apply_net(gan.generator, g_params, g_batch_stats, z, labels, train=False)[0]
+  return apply_net(gan.generator, g_params, g_batch_stats, z, labels, False,
+                   gan.compute_dtype)[0]
 
 
 def _class_loss(class_logits, labels):
@@ -298,7 +348,7 @@ def d_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
   real_labels = batch.get('label') if gan.num_classes else None
   fake_labels = sample_labels(gan, label_key, n)
   fake, _ = apply_net(gan.generator, state.g.params, state.g.batch_stats, sample_z(gan, z_key, n),
-                      fake_labels, train=True)
+                      fake_labels, True, gan.compute_dtype)
   fake = jax.lax.stop_gradient(fake)
   d, metrics = d_update(gan, state.d, real, fake, real_labels, fake_labels, pen_key,
                         jax.random.fold_in(key, 1), state.step)
@@ -321,7 +371,7 @@ def unrolled_discriminator(gan: GAN, d: state_lib.NetState, g_params, g_batch_st
     z_key, label_key, pen_key, noise_key = jax.random.split(key, 4)
     labels = sample_labels(gan, label_key, n)
     fake, _ = apply_net(gan.generator, g_params, g_batch_stats, sample_z(gan, z_key, n), labels,
-                        train=True)
+                        True, gan.compute_dtype)
     d, _ = d_update(gan, d, real, fake, real_labels, labels, pen_key, noise_key, step)
     return d, None
 
@@ -350,7 +400,8 @@ def g_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
     real_in = d_inputs(gan, real, state.step, real_key)
 
   def loss_fn(params):
-    fake, stats = apply_net(gan.generator, params, state.g.batch_stats, z, labels, True)
+    fake, stats = apply_net(gan.generator, params, state.g.batch_stats, z, labels, True,
+                            gan.compute_dtype)
     d = state.d
     if t.unroll_steps:
       d = unrolled_discriminator(gan, state.d, params, state.g.batch_stats, real, real_labels,
