@@ -208,3 +208,25 @@ def differences(old: dict, new: dict) -> list:
   return [k for k in keys
           if a.get(k) != b.get(k) and not any(k == f or (f.endswith('.') and k.startswith(f))
                                                for f in RESUMABLE_FIELDS)]
+
+
+def refuse_other_run(workdir: str, config) -> None:
+  """A ConfigError if `workdir` holds a run whose config.json differs from `config` in more than
+  RESUMABLE_FIELDS (the caller then starts afresh only when told to overwrite)."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    diff = differences(json.load(f), to_dict(config))
+  if diff:
+    raise ConfigError(
+        f'workdir {workdir} holds a run of another config (it differs in '
+        f'{", ".join(diff[:5])}{" ..." if len(diff) > 5 else ""}); use another --workdir, '
+        f'or pass --overwrite to delete that run and start over')
+
+
+def check_batch_split(batch_size: int, num_devices: int) -> None:
+  """A ConfigError unless config.data.batch_size splits evenly over the devices."""
+  if batch_size % num_devices:
+    raise ConfigError(f'config.data.batch_size={batch_size} must be divisible by the number of '
+                      f'devices ({num_devices})')

@@ -436,23 +436,16 @@ def run(config, workdir: str, overwrite: bool = False) -> dict:
   another phenomenon) is refused unless `overwrite`, which deletes that run's files first.
   """
   fn, kwargs = options(config)
-  path, new = os.path.join(workdir, 'config.json'), configs.to_dict(config)
-  if os.path.exists(path) and not overwrite:
-    with open(path) as f:
-      diff = configs.differences(json.load(f), new)
-    if diff:
-      raise configs.ConfigError(
-          f'workdir {workdir} holds a run of another config (it differs in '
-          f'{", ".join(diff[:5])}{" ..." if len(diff) > 5 else ""}); use another --workdir, '
-          f'or pass --overwrite to delete that run and start over')
+  if not overwrite:
+    configs.refuse_other_run(workdir, config)
   if overwrite and os.path.isdir(workdir):
     shutil.rmtree(workdir)
   os.makedirs(workdir, exist_ok=True)
   for name in os.listdir(workdir):
     if name == 'metrics.jsonl' or name.startswith('events.out.tfevents'):
       os.remove(os.path.join(workdir, name))  # a rerun replaces the run, it does not append
-  with open(path, 'w') as f:
-    json.dump(new, f, indent=2)
+  with open(os.path.join(workdir, 'config.json'), 'w') as f:
+    json.dump(configs.to_dict(config), f, indent=2)
   start = time.perf_counter()
   results = fn(config, workdir, **kwargs)
   results = _plain({'phenomenon': config.phenomenon.name, **results,

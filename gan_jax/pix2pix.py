@@ -503,10 +503,7 @@ class Pix2PixExperiment:
     self.eval_data = (self.data if self.eval_split == config.data.get('split', 'train') else
                       load_pairs(config.data, self.eval_split))
     self.mesh = sharding.make_mesh(devices)
-    if config.data.batch_size % self.mesh.size:
-      raise configs.ConfigError(
-          f'config.data.batch_size={config.data.batch_size} must be divisible by the number of '
-          f'devices ({self.mesh.size})')
+    configs.check_batch_split(config.data.batch_size, self.mesh.size)
     for kind in config.eval.generators:
       configs.lookup(dict.fromkeys(GENERATOR_KINDS), 'eval.generators', kind)
     self.metrics = tuple(config.eval.metrics)

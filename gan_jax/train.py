@@ -77,10 +77,7 @@ class Experiment:
     self.data = load_data(config.data)
     self.is_toy = isinstance(self.data, toy_data.ToyDataset)
     self.mesh = sharding.make_mesh(devices)
-    if config.data.batch_size % self.mesh.size:
-      raise configs.ConfigError(
-          f'config.data.batch_size={config.data.batch_size} must be divisible by the number of '
-          f'devices ({self.mesh.size})')
+    configs.check_batch_split(config.data.batch_size, self.mesh.size)
     for kind in config.eval.generators:
       configs.lookup(dict.fromkeys(GENERATOR_KINDS), 'eval.generators', kind)
     if self.is_toy:
@@ -222,17 +219,8 @@ def make_experiment(config, devices=None):
 
 def _prepare_workdir(workdir: str, config, overwrite: bool) -> None:
   """Creates the workdir; refuses one that holds a run of another config unless overwriting."""
-  path = os.path.join(workdir, 'config.json')
-  new = configs.to_dict(config)
-  if os.path.exists(path) and not overwrite:
-    with open(path) as f:
-      old = json.load(f)
-    diff = configs.differences(old, new)
-    if diff:
-      raise configs.ConfigError(
-          f'workdir {workdir} holds a run of another config (it differs in '
-          f'{", ".join(diff[:5])}{" ..." if len(diff) > 5 else ""}); use another --workdir, '
-          f'or pass --overwrite to delete that run and start over')
+  if not overwrite:
+    configs.refuse_other_run(workdir, config)
   if overwrite and os.path.isdir(workdir):
     for name in os.listdir(workdir):
       entry = os.path.join(workdir, name)
@@ -241,8 +229,8 @@ def _prepare_workdir(workdir: str, config, overwrite: bool) -> None:
       elif name == 'metrics.jsonl' or name.startswith(('events.out.tfevents', 'eval_')):
         os.remove(entry)
   os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
-  with open(path, 'w') as f:
-    json.dump(new, f, indent=2)
+  with open(os.path.join(workdir, 'config.json'), 'w') as f:
+    json.dump(configs.to_dict(config), f, indent=2)
 
 
 def _write_eval(writer, step: int, results: list, log) -> list:
