@@ -4,6 +4,9 @@ Simple discriminators give G gradients early, the strong one a precise solution;
 sum of its losses against all three, and the logged `d_objective` (the sum of the members' losses,
 each also logged as `d_objective_k`) measures training progress. Members: 1×16, 2×32, 3×64 MLPs.
 The toy benchmark's base recipe otherwise (batch 256, Adam 3e-3 decaying linearly to 0).
+Measured (benchmarks/RESULTS.md, 10 seeds, 5k iterations): it does worse than one D here. G
+spreads along the circle between the modes (all 8 in 0/10 seeds, 1% HQ samples): the 1×16 member
+cannot resolve the modes, sits at log 4 and pulls G toward a smooth ring.
 """
 from gan_jax import configs
 
