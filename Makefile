@@ -32,6 +32,7 @@ bench: setup $(TORCH_PY)
 	$(PY) benchmarks/vs_pytorch.py --torch-python $(TORCH_PY) --repeats 3 --workloads dcgan_ns \
 	    --cores 1 --section vs_pytorch_1core
 	$(PY) benchmarks/loop_overhead.py
+	$(PY) benchmarks/compile_times.py
 
 $(TORCH_PY):
 	$(PYTHON) -m venv $(TORCH_VENV)
