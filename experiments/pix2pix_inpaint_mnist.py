@@ -15,12 +15,4 @@ from gan_jax import pix2pix
 
 
 def get_config():
-  c = pix2pix.base_config('mnist5k', 'inpaint', 32)
-  c.data.mask = 'bottom'
-  c.data.batch_size = 32
-  c.model.g.channels = 16
-  c.model.d.update(channels=16, receptive_field=16)
-  c.optim.update(g_lr=1e-3, d_lr=1e-3)
-  c.train.update(steps=1_000, steps_per_call=10, log_every=100, eval_every=1_000,
-                 checkpoint_every=500)
-  return c
+  return pix2pix.digits_config('mnist5k', 'inpaint')

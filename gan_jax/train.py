@@ -332,7 +332,10 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
         bar.update(n)
         done = step >= t.steps
         # Read once (SIGTERM may arrive during this block); all hosts stop if any was told to.
-        stop = distributed.any_process(preemption.requested)
+        # One host reads its flag after every call; several agree at the logging steps, where
+        # the loop reads back anyway (an all-gather after every call would stall the pipeline).
+        agree_now = jax.process_count() == 1 or step % t.log_every == 0 or done
+        stop = agree_now and distributed.any_process(preemption.requested)
         eval_now = step % t.eval_every == 0 or done
         save_now = step % t.checkpoint_every == 0 or done or stop
         if step % t.log_every == 0 or eval_now or save_now:

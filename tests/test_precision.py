@@ -91,9 +91,7 @@ def test_bfloat16_computes_in_bfloat16_and_stores_float32(architecture):
   new, metrics = jax.jit(step, compiler_options=RUN_ONCE)(state, jax.random.key(2))
   assert _dtypes(new) == {np.dtype('float32')}
   assert all(np.isfinite(v) for v in jax.device_get(metrics).values())
-  # BatchNorm's running statistics moved, in float32 (G's; D's under DCGAN).
-  for before, after in zip(jax.tree.leaves(state.g.batch_stats), jax.tree.leaves(new.g.batch_stats)):
-    assert after.dtype == np.float32
+  # G's BatchNorm running statistics moved (and are float32, with everything stored, above).
   assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.g.batch_stats),
                                                       jax.tree.leaves(new.g.batch_stats)))
   # The float32 run computes in float32 only.
