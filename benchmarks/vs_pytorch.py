@@ -27,7 +27,9 @@ frameworks' per-core efficiency more fairly.
           from XLA's cost analysis of the compiled d_step and g_step (n_critic × D + G: the
           analysis counts a while loop's body once).
   PyTorch eager, NCHW, random real batches made before the clock starts; its first iteration
-          (allocation, oneDNN primitive creation) is reported in the compile column.
+          (allocation, oneDNN primitive creation) is reported in the compile column. FLOPs per
+          iteration from torch.utils.flop_counter over one more iteration (direct convolutions,
+          where gan_jax's Winograd convolutions do fewer multiplies: the counts differ).
   peak    the machine's matmul peak: best of 2048³ float32 matmuls in both frameworks.
 
 Setup (torch is never a dependency of gan_jax; any venv with torch and numpy will do):
@@ -180,6 +182,7 @@ def pin(cores):
 
 def torch_worker(spec_json, threads):
   import torch  # pylint: disable=import-outside-toplevel
+  import torch.utils.flop_counter  # pylint: disable=import-outside-toplevel
   sys.path.insert(0, HERE)
   import torch_models  # pylint: disable=import-outside-toplevel
   torch.set_num_threads(threads)
@@ -192,9 +195,12 @@ def torch_worker(spec_json, threads):
   start = time.perf_counter()
   trainer.iteration(reals[0])
   first_s = time.perf_counter() - start
+  with torch.utils.flop_counter.FlopCounterMode(display=False) as counter:
+    trainer.iteration(reals[0])
   a = torch.ones(MATMUL_N, MATMUL_N)
   reply({'params_g': torch_models.num_params(trainer.g),
          'params_d': torch_models.num_params(trainer.d), 'compile_s': 0.0, 'first_s': first_s,
+         'flops': float(counter.get_total_flops()),
          'device': f'cpu, {torch.get_num_threads()} threads',
          'version': f'torch {torch.__version__}'})
   for line in sys.stdin:
@@ -268,13 +274,14 @@ def run_workload(name, args, log):
   result = {'name': name, 'description': WORKLOADS[name][0], 'n_critic': spec['n_critic'],
             'iterations': WORKLOADS[name][3], 'params': (jx.ready['params_g'],
                                                          jx.ready['params_d']),
-            'flops': jx.ready['flops'], 'matmul_gflops': peaks, 'versions': {}, 'loads': loads}
+            'flops': {k: w.ready['flops'] for k, w in (('jax', jx), ('torch', tc))},
+            'matmul_gflops': peaks, 'versions': {}, 'loads': loads}
   for kind, worker in (('jax', jx), ('torch', tc)):
     median = statistics.median(seconds[kind])
     result[kind] = {'seconds': seconds[kind], 'images_per_s': images / median,
                     'cpu_s_per_image': statistics.median(cpu[kind]) / images,
                     'runs': [images / s for s in seconds[kind]],
-                    'gflops': jx.ready['flops'] * WORKLOADS[name][3] / median / 1e9,
+                    'gflops': worker.ready['flops'] * WORKLOADS[name][3] / median / 1e9,
                     'compile_s': worker.ready['compile_s'], 'first_s': worker.ready['first_s'],
                     'peak_rss_mb': worker.close()['peak_rss_mb']}
     result['versions'][kind] = worker.ready['version'] + ', ' + worker.ready['device']
@@ -293,7 +300,8 @@ def table(results, args):
     rows.append(
         f'| {r["description"]} | {r["n_critic"]} | {j["images_per_s"]:.0f} | '
         f'{t["images_per_s"]:.0f} | **{r["ratio"]:.2f}×** | {r["cpu_ratio"]:.2f}× | '
-        f'{min(r["loads"]):.1f}–{max(r["loads"]):.1f} | {r["flops"] / 1e9:.1f} | '
+        f'{min(r["loads"]):.1f}–{max(r["loads"]):.1f} | '
+        f'{r["flops"]["jax"] / 1e9:.1f} / {r["flops"]["torch"] / 1e9:.1f} | '
         f'{j["gflops"]:.0f} ({100 * j["gflops"] / peak:.0f}%) | '
         f'{t["gflops"]:.0f} ({100 * t["gflops"] / peak:.0f}%) | '
         f'{j["compile_s"]:.1f} + {j["first_s"]:.1f} | {t["first_s"]:.1f} | '
@@ -312,9 +320,14 @@ def table(results, args):
       f'({datetime.date.today()}; {machine()}; {versions["jax"]}; '
       f'{versions["torch"]}). Each workload: one JAX and one PyTorch process side by side, '
       f'timed in turn ({args.repeats} repeats each, order alternating); medians. Images/s = real '
-      'images through D per second (batch × n_critic per iteration). GFLOP per iteration from '
-      "XLA's cost analysis, used for both frameworks (same networks and batch); % of the "
-      f'machine\'s measured matmul peak, {peak:.0f} GFLOP/s (best 2048³ float32 matmul of '
+      'images through D per second (batch × n_critic per iteration). GFLOP per iteration: the '
+      "work each framework does, gan_jax's from XLA's cost analysis of its compiled steps "
+      "(elementwise ops included), PyTorch's from torch's FlopCounterMode over one iteration "
+      '(matmuls and convolutions). They differ because gan_jax computes its stride-2 and '
+      'transposed convolutions by Winograd F(2×2, 2×2) (9 matmuls per output tile instead of '
+      "16; gan_jax/layers.py) and the ResNet generator's upsample + 3×3 conv as one transposed "
+      "4×4 conv, where PyTorch convolves directly. GFLOP/s: each framework's own count over its "
+      f'own time; % of the machine\'s measured matmul peak, {peak:.0f} GFLOP/s (best 2048³ float32 matmul of '
       'either framework during the run). Compile: trace + XLA compile of the jitted call, + its '
       "first run; PyTorch's first iteration. Peak RSS per process, JAX / PyTorch. CPU-time "
       'ratio: PyTorch process CPU seconds per image / gan_jax\'s (all threads; spin-waiting '
@@ -322,7 +335,7 @@ def table(results, args):
       'during the repeats (2 cores: above 2, other jobs shared them).',
       '',
       '| workload | n_critic | gan_jax images/s | PyTorch images/s | ratio | CPU-time ratio | '
-      'load average | GFLOP/it | '
+      'load average | GFLOP/it, gan_jax / PyTorch | '
       'gan_jax GFLOP/s (% peak) | PyTorch GFLOP/s (% peak) | gan_jax compile + first, s | '
       'PyTorch first it., s | peak RSS MB |',
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',

@@ -15,20 +15,26 @@ XLA:CPU runs near its matmul speed:
   x × kernel-as-(C, k·k·F) then a shifted sum of the k·k taps for few output channels;
   weight_grad runs as k·k matmuls of shifted inputs with ∂y (or one im2col matmul, or x against
   the shifted ∂y, whichever channel count is small).
-* `StridedConv` (4×4, stride 2): space-to-depth, a 2×2 im2col and one matmul (a custom VJP
-  with lax's forward convolution was no faster over the whole DCGAN iteration).
-* `UpConv` (4×4 transposed, stride 2): one matmul x × kernel-as-(C, 16F), then each output phase
-  is the sum of four shifted taps (col2im, split so its adjoint is one concatenate).
+* `StridedConv` (4×4, stride 2): space-to-depth makes it a 2×2 stride-1 correlation over 4C
+  channels, computed by Winograd's minimal filtering F(2×2, 2×2): each 2×2 output tile from 9
+  matmuls over the channels instead of 16 (1.78× fewer multiply-adds). The input and output
+  transforms are linear maps with hand-written adjoints as their custom VJPs, so the backward
+  pass (and the gradient penalty's double backward) is Winograd again, with the same saving.
+* `UpConv` (4×4 transposed, stride 2): the adjoint of `StridedConv`, i.e. the same Winograd steps
+  in reverse order, each replaced by its adjoint. For few output channels (the RGB layer), one
+  matmul x × kernel-as-(C, 16F), then each output phase is the sum of four shifted taps (col2im,
+  split so its adjoint is one concatenate).
 * `UpsampleConv` (3×3 conv of the 2× nearest-upsampled input, the ResNet generator's): `UpConv`
   with a 4×4 kernel summed from the 3×3 one, 2.25× fewer multiply-adds.
 
 Measured at batch 64 on the 2-core CPU (process CPU time, min of repeats; forward / gradient
 in x and kernel): the 3×3 conv 16×16, 256→256: 302 / 637 ms vs 427 / 798 ms as im2col autodiff
-and 300 / 1336 ms as lax's conv autodiff; 32×32, 256→3: 39 / 191 ms vs 765 / 1240 and 204 / 248;
-the transposed conv 8×8, 128→64: 16 / 44 ms vs 23 / 81 ms as a 2×2 im2col at (H+1)×(W+1)
-positions and 18 / 580 ms as lax's. `impl='reference'` runs lax convolutions on
-the same parameters: `kernel` (kh, kw, in, out) and `bias` (out,), as `nn.Conv` /
-`nn.ConvTranspose`.
+and 300 / 1336 ms as lax's conv autodiff; 32×32, 256→3: 39 / 191 ms vs 765 / 1240 and 204 / 248.
+Wall ms, median: the stride-2 conv 16×16, 64→128: 5.7 / 16.5 ms by Winograd vs 21.6 / 31.5 as
+space-to-depth + im2col + one matmul; the transposed conv 4×4, 256→128: 5.3 / 14.4 ms vs 6.5 / 23.2
+as matmul + col2im (and 18 / 580 ms as lax's transposed conv, 8×8, 128→64).
+`impl='reference'` runs lax convolutions on the same parameters: `kernel` (kh, kw, in, out) and
+`bias` (out,), as `nn.Conv` / `nn.ConvTranspose`.
 """
 import functools
 from typing import Callable
@@ -60,7 +66,7 @@ def _space_to_depth(x):
   return x.reshape(b, h // 2, w // 2, 4 * c)
 
 
-NARROW = 16  # channel counts below this take a matmul form of the stride-1 conv
+NARROW = 16  # channel counts below this take a matmul form of the stride-1 and transposed convs
 
 
 def _flip(kernel):
@@ -188,7 +194,9 @@ class StridedConv(_Conv):
   PyTorch `Conv2d(C, features, 4, stride=2, padding=1)` with weight K.transpose(3, 2, 0, 1).
   Fast path: with p = 2u + s, x̃[2i + p] = z[i + u, s] for z = space_to_depth(x̃), so
   y[i, j] = Σ_{u,v<2} z[i + u, j + v] K'[u, v] with K'[u, v, (s, t, c)] = K[2u + s, 2v + t, c]:
-  a 2×2 im2col of z and one matmul with K' as (16C, features).
+  a 2×2 stride-1 correlation, computed by Winograd F(2×2, 2×2) (below) as 9 matmuls of
+  (B·H/4·W/4, 4C) × (4C, features) instead of 16. For a size not a multiple of 4 the last tile
+  is completed with zeros and its extra outputs dropped.
   """
 
   @nn.compact
@@ -198,13 +206,7 @@ class StridedConv(_Conv):
       y = lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)),
                                    dimension_numbers=DIMENSION_NUMBERS)
       return y + bias
-    b, h, w, c = x.shape
-    # Pad the bottom/right by 1 - (size % 2): the padded size is even, and the extra row/column
-    # of an odd size is never read by the reference either.
-    x = jnp.pad(x, ((0, 0), (1, 1 - h % 2), (1, 1 - w % 2), (0, 0)))
-    z = _space_to_depth(x)
-    kernel = kernel.reshape(2, 2, 2, 2, c, self.features).transpose(0, 2, 1, 3, 4, 5)
-    return _im2col(z, 2, h // 2, w // 2) @ kernel.reshape(16 * c, self.features) + bias
+    return _strided_conv(x, kernel) + bias
 
 
 class UpConv(_Conv):
@@ -217,12 +219,14 @@ class UpConv(_Conv):
   features, 4, stride=2, padding=1)` (o = 2i + k' - 1) is this map with weight[c, f, k'] =
   K[3 - k', c, f], and Flax's `transpose_kernel=True` with the same padding takes kernel
   K[::-1, ::-1].swapaxes(2, 3).
-  Fast path (col2im): with Z[i, k] = x[i] K[k] for all 16 taps k = (p, q) — one matmul of x
-  with K as (C, 16F) — and x̂ = x padded by 1, y[2a + r] = Σ_{t<2} x̂[a + r + t] K[2t + r] per
-  axis is Σ_t Z[a + r + t - 1, 2t + r]: each output phase (r, s) sums four shifted taps of Z,
-  and the phases interleave (depth-to-space). Z is split into its taps by one `lax.split`, whose
-  adjoint is one concatenate (slicing Z tap by tap would make the backward pass add 16
-  zero-padded copies).
+  Fast path: the adjoint of `StridedConv`'s Winograd path, its steps in reverse order, each
+  replaced by its adjoint (output transform, products with the kernel's transpose, input
+  transform, depth-to-space, crop): 9 instead of 16 matmuls over the channels.
+  With features < 16 (an RGB output), col2im instead: with Z[i, k] = x[i] K[k] for all 16 taps
+  k = (p, q) — one matmul of x with K as (C, 16F) — and x̂ = x padded by 1, y[2a + r] =
+  Σ_{t<2} x̂[a + r + t] K[2t + r] per axis is Σ_t Z[a + r + t - 1, 2t + r]: each output phase
+  (r, s) sums four shifted taps of Z, and the phases interleave (depth-to-space). Z is split into
+  its taps by one `lax.split`, whose adjoint is one concatenate.
   """
 
   @nn.compact
@@ -235,20 +239,149 @@ class UpConv(_Conv):
     return _up_conv(x, kernel) + bias
 
 
+# Winograd's minimal filtering F(2, 2) (Lavin & Gray 2016, "Fast Algorithms for Convolutional
+# Neural Networks", arXiv:1509.09308): two outputs of a 2-tap correlation y_i = d_i g_0 + d_(i+1) g_1
+# from three products, y_0 = (d_0 - d_1) g_0 + d_1 (g_0 + g_1), y_1 = d_1 (g_0 + g_1) + (d_2 - d_1) g_1,
+# i.e. y = Aᵀ[(G g) ⊙ (Bᵀ d)] with Bᵀ d = (d_0 - d_1, d_1, d_2 - d_1), G g = (g_0, g_0 + g_1, g_1),
+# Aᵀ m = (m_0 + m_1, m_1 + m_2). Nested on both axes, a 2×2 output tile of a 2×2 correlation takes 9
+# products instead of 16; with channels, each product is one matmul over the input channels.
+
+
+@jax.custom_vjp
+def _winograd_input(z):
+  """Bᵀ d B of the 3×3 tiles (stride 2) of z (B, 2n + 1, 2m + 1, C): (9, B·n·m, C). Linear; its
+  VJP is `_winograd_input_adjoint` (and that one's is this), so derivatives of every order stay
+  in the pair (autodiff of the strided slices would pad and add each one back)."""
+  def transform(v, axis):
+    n = (v.shape[axis] - 1) // 2
+    d0, d1, d2 = (lax.slice_in_dim(v, j, j + 2 * n - 1, 2, axis) for j in range(3))
+    return d0 - d1, d1, d2 - d1
+  tiles = jnp.stack([t for rows in transform(z, 1) for t in transform(rows, 2)])
+  return tiles.reshape(9, -1, z.shape[-1])
+
+
+def _winograd_input_adjoint(v, b, n, m):
+  """The adjoint of `_winograd_input`: (9, B·n·m, C) -> (B, 2n + 1, 2m + 1, C)."""
+  return _winograd_input_adjoint_p(v, (b, n, m))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _winograd_input_adjoint_p(v, bnm):
+  def adjoint(v0, v1, v2, axis):  # z[2a] = v0[a] + v2[a - 1], z[2a + 1] = v1[a] - v0[a] - v2[a]
+    pad = lambda u, lo, hi: lax.pad(u, jnp.zeros((), u.dtype),
+                                    [(lo, hi, 0) if i == axis else (0, 0, 0) for i in range(u.ndim)])
+    even = pad(v0, 0, 1) + pad(v2, 1, 0)
+    odd = pad(v1 - v0 - v2, 0, 1)
+    z = jnp.stack([even, odd], axis + 1)
+    z = z.reshape(z.shape[:axis] + (-1,) + z.shape[axis + 2:])
+    return lax.slice_in_dim(z, 0, z.shape[axis] - 1, axis=axis)
+  v = v.reshape((3, 3) + bnm + (-1,))
+  return adjoint(*(adjoint(*v[i], 2) for i in range(3)), 1)
+
+
+_winograd_input.defvjp(lambda z: (_winograd_input(z), z.shape[:3]),
+                       lambda bhw, g: (_winograd_input_adjoint(g, bhw[0], bhw[1] // 2, bhw[2] // 2),))
+_winograd_input_adjoint_p.defvjp(lambda v, bnm: (_winograd_input_adjoint_p(v, bnm), None),
+                                 lambda bnm, _, g: (_winograd_input(g),))
+
+
+def _winograd_kernel(k):
+  """G g Gᵀ of a (2, 2, C, F) kernel: (9, C, F)."""
+  transform = lambda g: (g[0], g[0] + g[1], g[1])
+  return jnp.stack([t for rows in transform(k) for t in transform(rows)])
+
+
+def _winograd_output(p, b, n, m):
+  """Aᵀ M A of the (9, B·n·m, F) products: the 2×2 output tiles, (B, 2n, 2m, F)."""
+  return _winograd_output_p(p, (b, n, m))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _winograd_output_p(p, bnm):
+  p = p.reshape((3, 3) + bnm + (-1,))
+  rows = (p[0] + p[1], p[1] + p[2])
+  y = jnp.stack([jnp.stack([r[0] + r[1], r[1] + r[2]], 3) for r in rows], 2)
+  b, n, m = bnm
+  return y.reshape(b, 2 * n, 2 * m, -1)
+
+
+@jax.custom_vjp
+def _winograd_output_adjoint(y):
+  """The adjoint of `_winograd_output`: (B, 2n, 2m, F) -> (9, B·n·m, F)."""
+  b, h, w, f = y.shape
+  y = y.reshape(b, h // 2, 2, w // 2, 2, f)
+  spread = lambda u, axis: (jnp.take(u, 0, axis), jnp.take(u, 0, axis) + jnp.take(u, 1, axis),
+                            jnp.take(u, 1, axis))
+  tiles = jnp.stack([t for rows in spread(y, 2) for t in spread(rows, 3)])
+  return tiles.reshape(9, -1, f)
+
+
+_winograd_output_p.defvjp(lambda p, bnm: (_winograd_output_p(p, bnm), None),
+                          lambda bnm, _, g: (_winograd_output_adjoint(g),))
+_winograd_output_adjoint.defvjp(
+    lambda y: (_winograd_output_adjoint(y), y.shape[:3]),
+    lambda bhw, g: (_winograd_output(g, bhw[0], bhw[1] // 2, bhw[2] // 2),))
+
+
+def _kernel_phases(kernel):
+  """K (4, 4, C, F) as (2, 2, 2, 2, C, F): [u, v, s, t] = K[2u + s, 2v + t], the 2×2 kernel of
+  each input phase (s, t) after `_space_to_depth`."""
+  c, f = kernel.shape[2:]
+  return kernel.reshape(2, 2, 2, 2, c, f).transpose(0, 2, 1, 3, 4, 5)
+
+
+def _depth_to_space(z):
+  """The inverse of `_space_to_depth`: (B, H, W, 4C) -> (B, 2H, 2W, C)."""
+  b, h, w, c4 = z.shape
+  z = z.reshape(b, h, w, 2, 2, c4 // 4).transpose(0, 1, 3, 2, 4, 5)
+  return z.reshape(b, 2 * h, 2 * w, c4 // 4)
+
+
+def _even_tiles(size):
+  """(output size of the stride-2 conv on `size`, that rounded up to even: whole 2×2 tiles)."""
+  out = size // 2
+  return out, out + out % 2
+
+
+_PRODUCTS = (((2,), (1,)), ((0,), (0,)))  # dot_general: the 9 products, contracting channels
+
+
+def _strided_conv(x, kernel):
+  """`StridedConv`'s fast path without the bias (see its docstring)."""
+  b, h, w, _ = x.shape
+  (oh, th), (ow, tw) = _even_tiles(h), _even_tiles(w)
+  # Zero-pad by 1 before and to 2·(tiles + 1) after: rows the reference never reads are zero.
+  x = jnp.pad(x, ((0, 0), (1, 2 * th + 1 - h), (1, 2 * tw + 1 - w), (0, 0)))
+  z = _space_to_depth(x)  # (B, th + 1, tw + 1, 4C)
+  c, f = kernel.shape[2:]
+  u = _winograd_kernel(_kernel_phases(kernel).reshape(2, 2, 4 * c, f))  # (9, 4C, F)
+  p = lax.dot_general(_winograd_input(z), u, _PRODUCTS)
+  return _winograd_output(p, b, th // 2, tw // 2)[:, :oh, :ow]
+
+
 def _up_conv(x, kernel):
   """`UpConv`'s fast path without the bias (see its docstring)."""
   b, h, w, c = x.shape
   f = kernel.shape[-1]
-  z = x.reshape(-1, c) @ kernel.transpose(2, 0, 1, 3).reshape(c, 16 * f)
-  taps = lax.split(z.reshape(b, h, w, 16 * f), [f] * 16, axis=3)  # taps[4p + q]: Z[..., p, q]
+  if f < NARROW:  # col2im: one matmul x × K as (C, 16F), then each phase sums four shifted taps
+    z = x.reshape(-1, c) @ kernel.transpose(2, 0, 1, 3).reshape(c, 16 * f)
+    taps = lax.split(z.reshape(b, h, w, 16 * f), [f] * 16, axis=3)  # taps[4p + q]: Z[..., p, q]
 
-  def phase(r, s):  # Σ_{t,u} Z[a + r + t - 1, b + s + u - 1, 2t + r, 2u + s]
-    shifted = (_pad(taps[4 * (2 * t + r) + 2 * u + s], 1, 1)[:, r + t:r + t + h, s + u:s + u + w]
-               for t in (0, 1) for u in (0, 1))
-    return functools.reduce(jnp.add, shifted)
+    def phase(r, s):  # Σ_{t,u} Z[a + r + t - 1, b + s + u - 1, 2t + r, 2u + s]
+      shifted = (_pad(taps[4 * (2 * t + r) + 2 * u + s], 1, 1)[:, r + t:r + t + h, s + u:s + u + w]
+                 for t in (0, 1) for u in (0, 1))
+      return functools.reduce(jnp.add, shifted)
 
-  y = jnp.stack([jnp.stack([phase(r, s) for s in (0, 1)], 3) for r in (0, 1)], 2)
-  return y.reshape(b, 2 * h, 2 * w, f)  # (b, h, r, w, s, f) -> (b, 2h, 2w, f)
+    y = jnp.stack([jnp.stack([phase(r, s) for s in (0, 1)], 3) for r in (0, 1)], 2)
+    return y.reshape(b, 2 * h, 2 * w, f)  # (b, h, r, w, s, f) -> (b, 2h, 2w, f)
+  # Winograd: the adjoint of `_strided_conv` with kernel K[::-1, ::-1].swapaxes(2, 3), its steps
+  # in reverse; the products' kernel is (9, C, 4F), the phases (s, t) beside F.
+  th, tw = h + h % 2, w + w % 2
+  x = jnp.pad(x, ((0, 0), (0, th - h), (0, tw - w), (0, 0)))
+  phases = _kernel_phases(kernel[::-1, ::-1]).transpose(0, 1, 4, 2, 3, 5).reshape(2, 2, c, 4 * f)
+  p = lax.dot_general(_winograd_output_adjoint(x), _winograd_kernel(phases), _PRODUCTS)
+  z = _depth_to_space(_winograd_input_adjoint(p, b, th // 2, tw // 2))
+  return z[:, 1:1 + 2 * h, 1:1 + 2 * w]
 
 
 def upsample(x):

@@ -18,7 +18,9 @@ REFERENCE = {  # the Flax modules each fast layer must equal, with the same para
     'up': lambda f: nn.ConvTranspose(f, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2))),
 }
 OUT_SIZE = {'conv': lambda n: n, 'strided': lambda n: n // 2, 'up': lambda n: 2 * n}
-SHAPES = [(1, 4, 4, 3, 5), (3, 8, 8, 1, 7), (3, 32, 32, 3, 4), (3, 5, 6, 2, 3)]  # B, H, W, C, F
+# B, H, W, C, F: the narrow-channel paths, sizes that are not whole Winograd tiles, and (last)
+# UpConv's Winograd path (F >= 16) at an even and an odd size.
+SHAPES = [(1, 4, 4, 3, 5), (3, 8, 8, 1, 7), (3, 32, 32, 3, 4), (3, 5, 6, 2, 3), (2, 6, 5, 16, 17)]
 
 
 def _init(name, shape, seed=0):
@@ -90,7 +92,7 @@ def test_conv_pair_equals_lax_conv_to_second_order(shape):
   _assert_close(derivatives(layers.conv_same, x, kernel), derivatives(lax_conv, x, kernel))
 
 
-@pytest.mark.parametrize('shape', SHAPES[:3])
+@pytest.mark.parametrize('shape', [SHAPES[0], SHAPES[2], SHAPES[4]])
 def test_upsample_conv_equals_conv_of_upsampled_to_second_order(shape):
   b, h, w, c, f = shape
   kx, kp, kr = jax.random.split(jax.random.key(2), 3)
@@ -168,11 +170,12 @@ def test_pytorch_semantics():
   np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_up_conv_is_the_adjoint_of_strided_conv():
+@pytest.mark.parametrize('features', [3, 17])  # UpConv's col2im and Winograd paths
+def test_up_conv_is_the_adjoint_of_strided_conv(features):
   ku, kv, kk = jax.random.split(jax.random.key(0), 3)
-  u, v = jax.random.normal(ku, (2, 6, 10, 3)), jax.random.normal(kv, (2, 3, 5, 4))
-  kernel = jax.random.normal(kk, (4, 4, 4, 3))  # UpConv: 4 -> 3 channels
-  up = layers.UpConv(3, use_bias=False).apply({'params': {'kernel': kernel}}, v)
+  u, v = jax.random.normal(ku, (2, 6, 10, features)), jax.random.normal(kv, (2, 3, 5, 4))
+  kernel = jax.random.normal(kk, (4, 4, 4, features))  # UpConv: 4 -> features channels
+  up = layers.UpConv(features, use_bias=False).apply({'params': {'kernel': kernel}}, v)
   down = layers.StridedConv(4, use_bias=False).apply(
       {'params': {'kernel': kernel[::-1, ::-1].swapaxes(2, 3)}}, u)
   np.testing.assert_allclose(jnp.vdot(u, up), jnp.vdot(down, v), rtol=1e-5)
