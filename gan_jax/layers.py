@@ -310,8 +310,9 @@ def _winograd_output_adjoint(y):
   """The adjoint of `_winograd_output`: (B, 2n, 2m, F) -> (9, B·n·m, F)."""
   b, h, w, f = y.shape
   y = y.reshape(b, h // 2, 2, w // 2, 2, f)
-  spread = lambda u, axis: (jnp.take(u, 0, axis), jnp.take(u, 0, axis) + jnp.take(u, 1, axis),
-                            jnp.take(u, 1, axis))
+  def spread(u, axis):
+    u0, u1 = (lax.index_in_dim(u, i, axis, keepdims=False) for i in (0, 1))
+    return u0, u0 + u1, u1
   tiles = jnp.stack([t for rows in spread(y, 2) for t in spread(rows, 3)])
   return tiles.reshape(9, -1, f)
 
