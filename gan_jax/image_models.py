@@ -190,11 +190,6 @@ class DCGANDiscriminator(nn.Module):
 _upsample = layers.upsample
 
 
-def _avg_pool(x):
-  b, h, w, c = x.shape
-  return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
-
-
 class _GBlock(nn.Module):
   """ResNet G block: BN-ReLU-up-conv3-BN-ReLU-conv3, shortcut up-conv1 (Gulrajani et al. 2017).
 
@@ -243,7 +238,10 @@ class ResNetGenerator(nn.Module):
 
 class _DBlock(nn.Module):
   """ResNet D block: ReLU-conv3-ReLU-conv3(-avgpool), shortcut conv1(-avgpool). The first block
-  ('optimized' in SNGAN) has no leading ReLU and pools its shortcut before the 1×1 conv."""
+  ('optimized' in SNGAN) has no leading ReLU and pools its shortcut before the 1×1 conv.
+
+  Exact rewrites, same parameters and names: conv3-avgpool is one `layers.PooledConv` (a stride-2
+  conv: 4× fewer multiply-adds), and the shortcut pools before its 1×1 conv (they commute)."""
   features: int
   down: bool
   first: bool
@@ -253,17 +251,20 @@ class _DBlock(nn.Module):
   @nn.compact
   def __call__(self, x, train):
     sn = lambda layer: layers.spectral_norm(layer, self.spectral_norm)
-    conv = lambda: sn(layers.Conv(self.features, kernel_init=self.kernel_init))
+    # The second conv and the pooling run as one `layers.PooledConv` (same parameters). Names:
+    # the second conv is Conv_0, as it was created first when both were `layers.Conv`.
+    second = layers.PooledConv if self.down else layers.Conv
+    second = sn(second(self.features, kernel_init=self.kernel_init, name='Conv_0'))
+    first = sn(layers.Conv(self.features, kernel_init=self.kernel_init, name='Conv_1'))
     h = x if self.first else nn.relu(x)
-    h = conv()(nn.relu(conv()(h, train)), train)
-    if self.down:
-      h = _avg_pool(h)
+    h = second(nn.relu(first(h, train)), train)
     shortcut = x
     if self.down or x.shape[-1] != self.features:
       if self.first:
-        shortcut = sn(nn.Dense(self.features, kernel_init=self.kernel_init))(_avg_pool(x), train)
+        shortcut = sn(nn.Dense(self.features, kernel_init=self.kernel_init))(
+            layers.avg_pool(x), train)
       else:  # the 1×1 conv and the average pooling commute: pool first (4× fewer multiply-adds)
-        shortcut = _avg_pool(x) if self.down else x
+        shortcut = layers.avg_pool(x) if self.down else x
         shortcut = sn(nn.Dense(self.features, kernel_init=self.kernel_init))(shortcut, train)
     return h + shortcut
 

@@ -26,6 +26,8 @@ XLA:CPU runs near its matmul speed:
   split so its adjoint is one concatenate).
 * `UpsampleConv` (3×3 conv of the 2× nearest-upsampled input, the ResNet generator's): `UpConv`
   with a 4×4 kernel summed from the 3×3 one, 2.25× fewer multiply-adds.
+* `PooledConv` (3×3 conv, then 2×2 average pooling, the ResNet discriminator's): `StridedConv`
+  with a 4×4 kernel summed from the 3×3 one, 2.25× fewer multiply-adds (4× with Winograd).
 
 Measured at batch 64 on the 2-core CPU (process CPU time, min of repeats; forward / gradient
 in x and kernel): the 3×3 conv 16×16, 256→256: 302 / 637 ms vs 427 / 798 ms as im2col autodiff
@@ -390,7 +392,8 @@ def upsample(x):
   return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
-# Row p of the 4-tap kernel that a 3-tap conv of a 2× nearest-upsampled input equals (see below).
+# Row p of the 4-tap kernel that a 3-tap conv of a 2× nearest-upsampled input equals (see below),
+# and, halved, the kernel of a 3-tap conv followed by 2-wide average pooling (`PooledConv`).
 _UPSAMPLED_TAPS = ((1, 0, 0), (1, 1, 0), (0, 1, 1), (0, 0, 1))
 
 
@@ -413,6 +416,33 @@ class UpsampleConv(_Conv):
       return y + bias
     m = jnp.asarray(_UPSAMPLED_TAPS, kernel.dtype)
     return _up_conv(x, jnp.einsum('pi,qj,ijcf->pqcf', m, m, kernel)) + bias
+
+
+def avg_pool(x):
+  """2×2 average pooling, stride 2, of NHWC x (an odd last row or column is dropped)."""
+  b, h, w, c = x.shape
+  x = x[:, :h - h % 2, :w - w % 2]
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+class PooledConv(_Conv):
+  """3×3 'SAME' conv, then 2×2 average pooling (the ResNet discriminator's downsampling):
+  (B, H, W, C) -> (B, H//2, W//2, features).
+
+  The same map and parameters as `avg_pool(Conv(features)(x))`. Fast path: per axis,
+  ¼ Σ_{a<2} Σ_{i<3} x[2I + a + i - 1] K[i] = Σ_{p<4} x[2I + p - 1] K4[p] with K4 = ¼ (K0, K0 + K1,
+  K1 + K2, K2): `StridedConv` with that 4×4 kernel, 2.25× fewer multiply-adds than the conv at
+  full size (4× with StridedConv's Winograd products), and no full-size output to pool.
+  """
+
+  @nn.compact
+  def __call__(self, x):
+    kernel, bias = self._params(3, x.shape[-1])
+    if self.impl == 'reference':
+      y = lax.conv_general_dilated(x, kernel, (1, 1), 'SAME', dimension_numbers=DIMENSION_NUMBERS)
+      return avg_pool(y + bias)
+    m = jnp.asarray(_UPSAMPLED_TAPS, kernel.dtype) / 2
+    return _strided_conv(x, jnp.einsum('pi,qj,ijcf->pqcf', m, m, kernel)) + bias
 
 
 def spectral_norm(layer: nn.Module, enabled: bool = True, n_steps: int = 1):

@@ -142,7 +142,7 @@ class _PlainDBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train):
-    pool = image_models._avg_pool  # pylint: disable=protected-access
+    pool = layers.avg_pool
     conv = lambda name: nn.Conv(self.features, (3, 3), padding='SAME', name=name)
     h = pool(conv('Conv_0')(nn.relu(conv('Conv_1')(nn.relu(x)))))  # _DBlock's names
     return h + pool(nn.Dense(self.features)(x))
@@ -150,7 +150,8 @@ class _PlainDBlock(nn.Module):
 
 @pytest.mark.parametrize('block', ['generator', 'discriminator'])
 def test_resnet_block_rewrites_equal_the_plain_blocks(block):
-  """UpsampleConv and the 1×1 conv moved past upsampling / pooling: same outputs and gradients."""
+  """UpsampleConv, PooledConv and the 1×1 conv moved past upsampling / pooling: same outputs and
+  gradients."""
   x = jax.random.normal(jax.random.key(3), (2, 4, 4, 6))
   init = nn.initializers.normal(0.3)
   if block == 'generator':
