@@ -333,8 +333,9 @@ def table(results, args):
       'transposed convolutions by Winograd F(2×2, 2×2) (9 matmuls per output tile instead of '
       "16; gan_jax/layers.py), the ResNet generator's upsample + 3×3 conv as one transposed "
       "4×4 conv and the ResNet discriminator's 3×3 conv + average pooling as one stride-2 4×4 "
-      'conv, where PyTorch convolves directly. GFLOP/s: each framework's own count over its "
-      f'own time; % of the machine\'s measured matmul peak, {peak:.0f} GFLOP/s (best 2048³ float32 matmul of '
+      "conv, where PyTorch convolves directly. GFLOP/s: each framework's own count over its "
+      f'own time; % of the machine\'s measured matmul peak, {peak:.0f} GFLOP/s (best 2048³ '
+      'float32 matmul of '
       'either framework during the run). Compile: trace + XLA compile of the jitted call, + its '
       "first run; PyTorch's first iteration. Peak RSS per process, JAX / PyTorch. CPU-time "
       'ratio: PyTorch process CPU seconds per image / gan_jax\'s (all threads; spin-waiting '
