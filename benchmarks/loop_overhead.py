@@ -2,13 +2,15 @@
 
 The loop is `train.train_and_evaluate` (data stream, device transfer, metrics read-back, tqdm,
 metrics.jsonl + TensorBoard logging, orbax checkpoints), eval off (eval_every past the end; the
-final eval after the last log is outside the timed windows). It is timed per logging window, from
-one train record to the next (the writer's `write` is wrapped to stamp wall and process CPU time;
-train.py is untouched), leaving out the first window (compile). The bare iteration is the same
-experiment's jitted `train_fn(steps_per_call)` on batches fetched beforehand, called back to back,
-timed before and after the loop (its mean is the baseline), so slow drifts of background load
-fall on both. Overhead = loop seconds per iteration / bare seconds per iteration - 1, in wall
-time and in process CPU time (all threads: the data thread's work included).
+final eval after the last log is outside the timed windows). It is timed per logging window
+(the writer's `write` is wrapped to stamp wall and process CPU time; train.py is untouched),
+leaving out the first window (compile). The bare iteration is a twin experiment's jitted
+`train_fn(steps_per_call)` on batches fetched beforehand, called back to back: after each train
+record, it runs as many iterations as a logging window holds, and the loop's next window is timed
+from its end, so drifts of the machine's speed fall on both alike (the loop's data thread may fill
+its 2-batch prefetch queue meanwhile: 2 of the window's 20 × 64 images). Overhead = loop seconds
+per iteration / bare seconds per iteration - 1, in wall time and in process CPU time (all
+threads: the data thread's work included).
 
   python benchmarks/loop_overhead.py [--workload dcgan_ns] [--steps 100] [--log-every 20]
       [--checkpoint-every 50] [--no-write]
@@ -32,43 +34,53 @@ import vs_pytorch  # pylint: disable=wrong-import-position
 BEGIN, END = '<!-- loop_overhead:begin -->', '<!-- loop_overhead:end -->'
 
 
-def bare_seconds(config, steps):
-  """(wall, cpu) seconds per iteration of the bare jitted call, batches fetched beforehand."""
-  exp = train.Experiment(config)
+def interleaved_seconds(config, workdir):
+  """Loop windows and bare chunks, alternating: ((wall, cpu) seconds per iteration of the loop
+  over its logging windows after the first, the same of the bare call, loop iterations timed).
+
+  At each train record (the end of a logging window, after the loop's read-back), the bare jitted
+  call of a twin experiment runs `log_every` iterations on batches fetched beforehand; the next
+  loop window is timed from the end of that bare chunk. Slow drifts of the machine's speed (this
+  VM's varies by ±10% within a minute) then fall on both alike.
+  """
+  twin = train.Experiment(config)
   n = config.train.steps_per_call
-  fn = exp.train_fn(n)
-  take = exp.batch_stream(0)
-  state = exp.init_state()
-  state, _ = fn(state, exp.loop_key, take(n))  # compile + warm-up
-  jax.block_until_ready(state)
-  batches = [take(n) for _ in range(max(steps // n, 1))]
-  jax.block_until_ready(batches)
-  wall, cpu = time.perf_counter(), time.process_time()
-  for b in batches:
-    state, _ = fn(state, exp.loop_key, b)
-  jax.block_until_ready(state)
-  steps = len(batches) * n
-  return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
-
-
-def loop_seconds(config, workdir):
-  """(wall, cpu) seconds per iteration of train_and_evaluate over its logging windows after the
-  first, and the number of iterations timed."""
-  stamps = []
+  fn, take = twin.train_fn(n), twin.batch_stream(0)
+  bare_state = twin.init_state()
+  bare_state, _ = fn(bare_state, twin.loop_key, take(n))  # compile + warm-up
+  jax.block_until_ready(bare_state)
+  marks, bare = [], []  # marks: (step, wall, cpu) when the loop wrote a record, and resumed
   write = logs.MetricWriter.write
 
+  def bare_chunk():
+    nonlocal bare_state
+    batches = [take(n) for _ in range(max(config.train.log_every // n, 1))]
+    jax.block_until_ready(batches)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for b in batches:
+      bare_state, _ = fn(bare_state, twin.loop_key, b)
+    jax.block_until_ready(bare_state)
+    bare.append((len(batches) * n, time.perf_counter() - wall, time.process_time() - cpu))
+
   def stamped(self, step, split, *args, **kwargs):
+    out = write(self, step, split, *args, **kwargs)
     if split == 'train':
-      stamps.append((step, time.perf_counter(), time.process_time()))
-    return write(self, step, split, *args, **kwargs)
+      written = (time.perf_counter(), time.process_time())
+      bare_chunk()
+      marks.append((step, written, (time.perf_counter(), time.process_time())))
+    return out
 
   logs.MetricWriter.write = stamped
   try:
     train.train_and_evaluate(config, workdir, overwrite=True, log=lambda *_: None)
   finally:
     logs.MetricWriter.write = write
-  (s0, w0, c0), (s1, w1, c1) = stamps[0], stamps[-1]
-  return (w1 - w0) / (s1 - s0), (c1 - c0) / (s1 - s0), s1 - s0
+  windows = [(s1 - s0, w1[0] - r0[0], w1[1] - r0[1])
+             for (s0, _, r0), (s1, w1, _) in zip(marks, marks[1:])]
+  steps = sum(w[0] for w in windows)
+  loop = (sum(w[1] for w in windows) / steps, sum(w[2] for w in windows) / steps)
+  bare_steps = sum(b[0] for b in bare)
+  return loop, (sum(b[1] for b in bare) / bare_steps, sum(b[2] for b in bare) / bare_steps), steps
 
 
 def main():
@@ -85,19 +97,14 @@ def main():
                       checkpoint_every=args.checkpoint_every,
                       eval_every=args.steps * config.train.steps_per_call)
   config.eval.update(metrics=(), num_samples=64)  # eval off (the final one is outside the timing)
-  timed = args.steps - args.log_every
   workdir = tempfile.mkdtemp(prefix='loop_overhead_')
   try:
-    before = bare_seconds(config, timed)
-    print(f'bare (before): {before[0]:.3f} s/it wall, {before[1]:.3f} s/it cpu', flush=True)
-    loop = loop_seconds(config, workdir)
-    print(f'loop: {loop[0]:.3f} s/it wall, {loop[1]:.3f} s/it cpu over {loop[2]} it', flush=True)
-    after = bare_seconds(config, timed)
-    print(f'bare (after): {after[0]:.3f} s/it wall, {after[1]:.3f} s/it cpu', flush=True)
+    loop, bare, timed = interleaved_seconds(config, workdir)
   finally:
     shutil.rmtree(workdir, ignore_errors=True)
-  bare = [(b + a) / 2 for b, a in zip(before, after)]
-  overhead = [100 * (l / b - 1) for l, b in zip(loop[:2], bare)]
+  print(f'loop: {loop[0]:.3f} s/it wall, {loop[1]:.3f} s/it cpu; bare: {bare[0]:.3f}, '
+        f'{bare[1]:.3f}', flush=True)
+  overhead = [100 * (l / b - 1) for l, b in zip(loop, bare)]
   load = os.getloadavg()
   t = config.train
   table = '\n'.join([
@@ -110,15 +117,14 @@ def main():
       f'{vs_pytorch.WORKLOADS[args.workload][0]}, steps_per_call {t.steps_per_call}; the loop '
       f'(`train_and_evaluate`: data, transfers, read-back every {args.log_every} iterations, '
       f'metrics.jsonl + TensorBoard, an orbax checkpoint every {args.checkpoint_every}, eval '
-      f'off) over its logging windows after the first ({loop[2]} iterations), against the bare '
-      f'jitted call on prefetched batches ({timed} iterations before and after the loop).',
+      f'off) over its logging windows after the first ({timed} iterations), against the bare '
+      'jitted call on batches fetched beforehand, run for as many iterations after each logging '
+      'window (interleaved, so that drifts of the machine\'s speed hit both alike).',
       '',
-      '| | bare, before | loop | bare, after | loop overhead |',
-      '|---|---:|---:|---:|---:|',
-      f'| wall s / iteration | {before[0]:.4f} | {loop[0]:.4f} | {after[0]:.4f} | '
-      f'**{overhead[0]:+.1f}%** |',
-      f'| process CPU s / iteration | {before[1]:.4f} | {loop[1]:.4f} | {after[1]:.4f} | '
-      f'**{overhead[1]:+.1f}%** |',
+      '| | bare | loop | loop overhead |',
+      '|---|---:|---:|---:|',
+      f'| wall s / iteration | {bare[0]:.4f} | {loop[0]:.4f} | **{overhead[0]:+.1f}%** |',
+      f'| process CPU s / iteration | {bare[1]:.4f} | {loop[1]:.4f} | **{overhead[1]:+.1f}%** |',
       END])
   print(table)
   if not args.no_write:
