@@ -242,11 +242,12 @@ class UpConv(_Conv):
 
 
 # Winograd's minimal filtering F(2, 2) (Lavin & Gray 2016, "Fast Algorithms for Convolutional
-# Neural Networks", arXiv:1509.09308): two outputs of a 2-tap correlation y_i = d_i g_0 + d_(i+1) g_1
-# from three products, y_0 = (d_0 - d_1) g_0 + d_1 (g_0 + g_1), y_1 = d_1 (g_0 + g_1) + (d_2 - d_1) g_1,
+# Neural Networks", arXiv:1509.09308): two outputs of a 2-tap correlation
+# y_i = d_i g_0 + d_(i+1) g_1 from three products,
+# y_0 = (d_0 - d_1) g_0 + d_1 (g_0 + g_1), y_1 = d_1 (g_0 + g_1) + (d_2 - d_1) g_1,
 # i.e. y = Aᵀ[(G g) ⊙ (Bᵀ d)] with Bᵀ d = (d_0 - d_1, d_1, d_2 - d_1), G g = (g_0, g_0 + g_1, g_1),
-# Aᵀ m = (m_0 + m_1, m_1 + m_2). Nested on both axes, a 2×2 output tile of a 2×2 correlation takes 9
-# products instead of 16; with channels, each product is one matmul over the input channels.
+# Aᵀ m = (m_0 + m_1, m_1 + m_2). Nested on both axes, a 2×2 output tile of a 2×2 correlation takes
+# 9 products instead of 16; with channels, each product is one matmul over the input channels.
 
 
 @jax.custom_vjp
@@ -270,8 +271,9 @@ def _winograd_input_adjoint(v, b, n, m):
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def _winograd_input_adjoint_p(v, bnm):
   def adjoint(v0, v1, v2, axis):  # z[2a] = v0[a] + v2[a - 1], z[2a + 1] = v1[a] - v0[a] - v2[a]
-    pad = lambda u, lo, hi: lax.pad(u, jnp.zeros((), u.dtype),
-                                    [(lo, hi, 0) if i == axis else (0, 0, 0) for i in range(u.ndim)])
+    def pad(u, lo, hi):
+      return lax.pad(u, jnp.zeros((), u.dtype),
+                     [(lo, hi, 0) if i == axis else (0, 0, 0) for i in range(u.ndim)])
     even = pad(v0, 0, 1) + pad(v2, 1, 0)
     odd = pad(v1 - v0 - v2, 0, 1)
     z = jnp.stack([even, odd], axis + 1)
@@ -281,8 +283,9 @@ def _winograd_input_adjoint_p(v, bnm):
   return adjoint(*(adjoint(*v[i], 2) for i in range(3)), 1)
 
 
-_winograd_input.defvjp(lambda z: (_winograd_input(z), z.shape[:3]),
-                       lambda bhw, g: (_winograd_input_adjoint(g, bhw[0], bhw[1] // 2, bhw[2] // 2),))
+_winograd_input.defvjp(
+    lambda z: (_winograd_input(z), z.shape[:3]),
+    lambda bhw, g: (_winograd_input_adjoint(g, bhw[0], bhw[1] // 2, bhw[2] // 2),))
 _winograd_input_adjoint_p.defvjp(lambda v, bnm: (_winograd_input_adjoint_p(v, bnm), None),
                                  lambda bnm, _, g: (_winograd_input(g),))
 
@@ -430,9 +433,10 @@ class PooledConv(_Conv):
   (B, H, W, C) -> (B, H//2, W//2, features).
 
   The same map and parameters as `avg_pool(Conv(features)(x))`. Fast path: per axis,
-  ¼ Σ_{a<2} Σ_{i<3} x[2I + a + i - 1] K[i] = Σ_{p<4} x[2I + p - 1] K4[p] with K4 = ¼ (K0, K0 + K1,
-  K1 + K2, K2): `StridedConv` with that 4×4 kernel, 2.25× fewer multiply-adds than the conv at
-  full size (4× with StridedConv's Winograd products), and no full-size output to pool.
+  ½ Σ_{a<2} Σ_{i<3} x[2I + a + i - 1] K[i] = Σ_{p<4} x[2I + p - 1] K4[p] with
+  K4 = ½ (K0, K0 + K1, K1 + K2, K2): `StridedConv` with that 4×4 kernel, 2.25× fewer
+  multiply-adds than the conv at full size (4× with StridedConv's Winograd products), and no
+  full-size output to pool.
   """
 
   @nn.compact
