@@ -263,13 +263,9 @@ def _winograd_input(z):
   return tiles.reshape(9, -1, z.shape[-1])
 
 
-def _winograd_input_adjoint(v, b, n, m):
-  """The adjoint of `_winograd_input`: (9, B·n·m, C) -> (B, 2n + 1, 2m + 1, C)."""
-  return _winograd_input_adjoint_p(v, (b, n, m))
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _winograd_input_adjoint_p(v, bnm):
+def _winograd_input_adjoint(v, bnm):
+  """The adjoint of `_winograd_input`: (9, B·n·m, C) -> (B, 2n + 1, 2m + 1, C), bnm = (B, n, m)."""
   def adjoint(v0, v1, v2, axis):  # z[2a] = v0[a] + v2[a - 1], z[2a + 1] = v1[a] - v0[a] - v2[a]
     def pad(u, lo, hi):
       return lax.pad(u, jnp.zeros((), u.dtype),
@@ -283,11 +279,15 @@ def _winograd_input_adjoint_p(v, bnm):
   return adjoint(*(adjoint(*v[i], 2) for i in range(3)), 1)
 
 
-_winograd_input.defvjp(
-    lambda z: (_winograd_input(z), z.shape[:3]),
-    lambda bhw, g: (_winograd_input_adjoint(g, bhw[0], bhw[1] // 2, bhw[2] // 2),))
-_winograd_input_adjoint_p.defvjp(lambda v, bnm: (_winograd_input_adjoint_p(v, bnm), None),
-                                 lambda bnm, _, g: (_winograd_input(g),))
+def _tile_counts(shape):
+  """(B, n, m) of an NHWC shape of whole 2×2 tiles (H = 2n or 2n + 1)."""
+  return shape[0], shape[1] // 2, shape[2] // 2
+
+
+_winograd_input.defvjp(lambda z: (_winograd_input(z), _tile_counts(z.shape)),
+                       lambda bnm, g: (_winograd_input_adjoint(g, bnm),))
+_winograd_input_adjoint.defvjp(lambda v, bnm: (_winograd_input_adjoint(v, bnm), None),
+                               lambda bnm, _, g: (_winograd_input(g),))
 
 
 def _winograd_kernel(k):
@@ -296,13 +296,9 @@ def _winograd_kernel(k):
   return jnp.stack([t for rows in transform(k) for t in transform(rows)])
 
 
-def _winograd_output(p, b, n, m):
-  """Aᵀ M A of the (9, B·n·m, F) products: the 2×2 output tiles, (B, 2n, 2m, F)."""
-  return _winograd_output_p(p, (b, n, m))
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _winograd_output_p(p, bnm):
+def _winograd_output(p, bnm):
+  """Aᵀ M A of the (9, B·n·m, F) products: the 2×2 output tiles, (B, 2n, 2m, F), bnm = (B, n, m)."""
   p = p.reshape((3, 3) + bnm + (-1,))
   rows = (p[0] + p[1], p[1] + p[2])
   y = jnp.stack([jnp.stack([r[0] + r[1], r[1] + r[2]], 3) for r in rows], 2)
@@ -322,11 +318,10 @@ def _winograd_output_adjoint(y):
   return tiles.reshape(9, -1, f)
 
 
-_winograd_output_p.defvjp(lambda p, bnm: (_winograd_output_p(p, bnm), None),
-                          lambda bnm, _, g: (_winograd_output_adjoint(g),))
-_winograd_output_adjoint.defvjp(
-    lambda y: (_winograd_output_adjoint(y), y.shape[:3]),
-    lambda bhw, g: (_winograd_output(g, bhw[0], bhw[1] // 2, bhw[2] // 2),))
+_winograd_output.defvjp(lambda p, bnm: (_winograd_output(p, bnm), None),
+                        lambda bnm, _, g: (_winograd_output_adjoint(g),))
+_winograd_output_adjoint.defvjp(lambda y: (_winograd_output_adjoint(y), _tile_counts(y.shape)),
+                                lambda bnm, g: (_winograd_output(g, bnm),))
 
 
 def _kernel_phases(kernel):
@@ -362,7 +357,7 @@ def _strided_conv(x, kernel):
   c, f = kernel.shape[2:]
   u = _winograd_kernel(_kernel_phases(kernel).reshape(2, 2, 4 * c, f))  # (9, 4C, F)
   p = lax.dot_general(_winograd_input(z), u, _PRODUCTS)
-  return _winograd_output(p, b, th // 2, tw // 2)[:, :oh, :ow]
+  return _winograd_output(p, (b, th // 2, tw // 2))[:, :oh, :ow]
 
 
 def _up_conv(x, kernel):
@@ -386,7 +381,7 @@ def _up_conv(x, kernel):
   x = jnp.pad(x, ((0, 0), (0, th - h), (0, tw - w), (0, 0)))
   phases = _kernel_phases(kernel[::-1, ::-1]).transpose(0, 1, 4, 2, 3, 5).reshape(2, 2, c, 4 * f)
   p = lax.dot_general(_winograd_output_adjoint(x), _winograd_kernel(phases), _PRODUCTS)
-  z = _depth_to_space(_winograd_input_adjoint(p, b, th // 2, tw // 2))
+  z = _depth_to_space(_winograd_input_adjoint(p, (b, th // 2, tw // 2)))
   return z[:, 1:1 + 2 * h, 1:1 + 2 * w]
 
 
