@@ -92,40 +92,37 @@ def test_conv_pair_equals_lax_conv_to_second_order(shape):
   _assert_close(derivatives(layers.conv_same, x, kernel), derivatives(lax_conv, x, kernel))
 
 
-@pytest.mark.parametrize('shape', [SHAPES[0], SHAPES[2], SHAPES[4]])
-def test_upsample_conv_equals_conv_of_upsampled_to_second_order(shape):
-  b, h, w, c, f = shape
-  kx, kp, kr = jax.random.split(jax.random.key(2), 3)
-  x = jax.random.normal(kx, (b, h, w, c))
-  layer = layers.UpsampleConv(f, kernel_init=nn.initializers.normal(0.3),
-                              bias_init=nn.initializers.normal(0.1))
-  params = layer.init(kp, x)['params']
-  r = jax.random.normal(kr, (b, 2 * h, 2 * w, f))
-  plain = lambda variables, x: nn.Conv(f, (3, 3), padding='SAME').apply(variables,
-                                                                         layers.upsample(x))
-  fast = _derivatives(layer.apply, params, x, r)
-  chex.assert_shape(fast[0], r.shape)
-  _assert_close(fast, _derivatives(plain, params, x, r))
-  reference = layers.UpsampleConv(f, impl='reference').apply({'params': params}, x)
-  np.testing.assert_allclose(reference, plain({'params': params}, x), rtol=1e-6, atol=1e-6)
+def _pooled(y):
+  """2×2 average pooling by hand (an odd last row or column dropped)."""
+  b, h, w, f = y.shape
+  return y[:, :h // 2 * 2, :w // 2 * 2].reshape(b, h // 2, 2, w // 2, 2, f).mean((2, 4))
+
+
+# The layers whose fast path is a 4×4 conv with a kernel summed from their 3×3 one: (layer, its
+# plain form around a 3×3 'SAME' conv (input map, output map), output size).
+SUMMED_KERNEL = {
+    'upsample': (layers.UpsampleConv, layers.upsample, lambda y: y, lambda n: 2 * n),
+    'pooled': (layers.PooledConv, lambda x: x, _pooled, lambda n: n // 2),
+}
 
 
 @pytest.mark.parametrize('shape', [SHAPES[0], SHAPES[3], SHAPES[4]])
-def test_pooled_conv_equals_pooled_conv_to_second_order(shape):
+@pytest.mark.parametrize('name', sorted(SUMMED_KERNEL))
+def test_summed_kernel_layers_equal_their_plain_form_to_second_order(name, shape):
+  layer_cls, before, after, out_size = SUMMED_KERNEL[name]
   b, h, w, c, f = shape
-  kx, kp, kr = jax.random.split(jax.random.key(3), 3)
+  kx, kp, kr = jax.random.split(jax.random.key(2), 3)
   x = jax.random.normal(kx, (b, h, w, c))
-  layer = layers.PooledConv(f, kernel_init=nn.initializers.normal(0.3),
-                            bias_init=nn.initializers.normal(0.1))
+  layer = layer_cls(f, kernel_init=nn.initializers.normal(0.3),
+                    bias_init=nn.initializers.normal(0.1))
   params = layer.init(kp, x)['params']
-  r = jax.random.normal(kr, (b, h // 2, w // 2, f))
-  def by_hand(y):  # 2×2 average pooling, an odd last row or column dropped
-    return y[:, :h // 2 * 2, :w // 2 * 2].reshape(b, h // 2, 2, w // 2, 2, f).mean((2, 4))
-  plain = lambda variables, x: by_hand(nn.Conv(f, (3, 3), padding='SAME').apply(variables, x))
+  r = jax.random.normal(kr, (b, out_size(h), out_size(w), f))
+  plain = lambda variables, x: after(nn.Conv(f, (3, 3), padding='SAME').apply(variables,
+                                                                               before(x)))
   fast = _derivatives(layer.apply, params, x, r)
   chex.assert_shape(fast[0], r.shape)
   _assert_close(fast, _derivatives(plain, params, x, r))
-  reference = layers.PooledConv(f, impl='reference').apply({'params': params}, x)
+  reference = layer_cls(f, impl='reference').apply({'params': params}, x)
   np.testing.assert_allclose(reference, plain({'params': params}, x), rtol=1e-6, atol=1e-6)
 
 
