@@ -238,7 +238,7 @@ class ResNetGenerator(nn.Module):
 
 class _DBlock(nn.Module):
   """ResNet D block: ReLU-conv3-ReLU-conv3(-avgpool), shortcut conv1(-avgpool). The first block
-  ('optimized' in SNGAN) has no leading ReLU and pools its shortcut before the 1×1 conv.
+  ('optimized' in SNGAN) has no leading ReLU.
 
   Exact rewrites, same parameters and names: conv3-avgpool is one `layers.PooledConv` (a stride-2
   conv: 4× fewer multiply-adds), and the shortcut pools before its 1×1 conv (they commute)."""
@@ -253,19 +253,16 @@ class _DBlock(nn.Module):
     sn = lambda layer: layers.spectral_norm(layer, self.spectral_norm)
     # The second conv and the pooling run as one `layers.PooledConv` (same parameters). Names:
     # the second conv is Conv_0, as it was created first when both were `layers.Conv`.
-    second = layers.PooledConv if self.down else layers.Conv
-    second = sn(second(self.features, kernel_init=self.kernel_init, name='Conv_0'))
-    first = sn(layers.Conv(self.features, kernel_init=self.kernel_init, name='Conv_1'))
+    conv2_cls = layers.PooledConv if self.down else layers.Conv
+    conv2 = sn(conv2_cls(self.features, kernel_init=self.kernel_init, name='Conv_0'))
+    conv1 = sn(layers.Conv(self.features, kernel_init=self.kernel_init, name='Conv_1'))
     h = x if self.first else nn.relu(x)
-    h = second(nn.relu(first(h, train)), train)
+    h = conv2(nn.relu(conv1(h, train)), train)
     shortcut = x
     if self.down or x.shape[-1] != self.features:
-      if self.first:
-        shortcut = sn(nn.Dense(self.features, kernel_init=self.kernel_init))(
-            layers.avg_pool(x), train)
-      else:  # the 1×1 conv and the average pooling commute: pool first (4× fewer multiply-adds)
-        shortcut = layers.avg_pool(x) if self.down else x
-        shortcut = sn(nn.Dense(self.features, kernel_init=self.kernel_init))(shortcut, train)
+      # The 1×1 conv and the average pooling commute: pool first (4× fewer multiply-adds).
+      shortcut = layers.avg_pool(x) if self.down else x
+      shortcut = sn(nn.Dense(self.features, kernel_init=self.kernel_init))(shortcut, train)
     return h + shortcut
 
 
