@@ -12,7 +12,7 @@ its 2-batch prefetch queue meanwhile: 2 of the window's 20 × 64 images). Overhe
 per iteration / bare seconds per iteration - 1, in wall time and in process CPU time (all
 threads: the data thread's work included).
 
-  python benchmarks/loop_overhead.py [--workload dcgan_ns] [--steps 100] [--log-every 20]
+  python benchmarks/loop_overhead.py [--workload dcgan_ns] [--steps 200] [--log-every 20]
       [--checkpoint-every 50] [--no-write]
 """
 import argparse
@@ -86,7 +86,7 @@ def interleaved_seconds(config, workdir):
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument('--workload', default='dcgan_ns', choices=sorted(vs_pytorch.WORKLOADS))
-  parser.add_argument('--steps', type=int, default=100)
+  parser.add_argument('--steps', type=int, default=200)
   parser.add_argument('--log-every', type=int, default=20)
   parser.add_argument('--checkpoint-every', type=int, default=50)
   parser.add_argument('--no-write', action='store_true', help='do not update RESULTS.md')
@@ -116,10 +116,11 @@ def main():
       f'({datetime.date.today()}; {machine()}; load average {load[0]:.1f} at the end). '
       f'{vs_pytorch.WORKLOADS[args.workload][0]}, steps_per_call {t.steps_per_call}; the loop '
       f'(`train_and_evaluate`: data, transfers, read-back every {args.log_every} iterations, '
-      f'metrics.jsonl + TensorBoard, an orbax checkpoint every {args.checkpoint_every}, eval '
-      f'off) over its logging windows after the first ({timed} iterations), against the bare '
-      'jitted call on batches fetched beforehand, run for as many iterations after each logging '
-      'window (interleaved, so that drifts of the machine\'s speed hit both alike).',
+      'metrics.jsonl + TensorBoard, an asynchronous orbax checkpoint every '
+      f'{args.checkpoint_every}, eval off) over its logging windows after the first ({timed} '
+      'iterations), against the bare jitted call on batches fetched beforehand, run for as many '
+      'iterations after each logging window (interleaved, so that drifts of the machine\'s speed '
+      'hit both alike).',
       '',
       '| | bare | loop | loop overhead |',
       '|---|---:|---:|---:|',

@@ -285,6 +285,14 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
   window = []   # host records (step, metrics) since the last train log
   window_start, window_time = step, time.perf_counter()
 
+  def call_size(start):
+    """Iterations in the call that starts at iteration `start` (calls end on multiples)."""
+    return min(t.steps_per_call - start % t.steps_per_call, t.steps - start)
+
+  def next_batches(start):
+    """The data of the call that starts at `start`: () for toy data (drawn in-jit) or past the end."""
+    return () if take_batches is None or start >= t.steps else (take_batches(call_size(start)),)
+
   def read_back():
     """Device → host for the pending calls (the only sync), with the divergence check."""
     records = []
@@ -323,12 +331,13 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
                                          dynamic_ncols=True, mininterval=1.0,
                                          disable=not main) as bar:
     try:
+      batches = next_batches(step)
       while step < t.steps:
-        n = min(t.steps_per_call - step % t.steps_per_call, t.steps - step)
-        batches = () if take_batches is None else (take_batches(n),)
+        n = call_size(step)
         state, metrics = exp.train_fn(n)(state, exp.loop_key, *batches)
         pending.append((step, metrics))
         step += n
+        batches = next_batches(step)  # read and sent while the call runs, before any sync below
         bar.update(n)
         done = step >= t.steps
         # Read once (SIGTERM may arrive during this block); all hosts stop if any was told to.
@@ -347,6 +356,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
         if save_now:
           ckpts.save(state)
         if stop:
+          ckpts.wait()
           bar.close()
           log(f'SIGTERM: saved the checkpoint of step {step} in {ckpts.directory}; exiting')
           result['preempted'] = True

@@ -76,6 +76,24 @@ def test_resume_equals_uninterrupted_bit_for_bit(tmp_path):
                               final_state(tiny_config(), str(resumed)))
 
 
+def test_async_save_holds_the_state_saved_while_later_calls_donate_it(tmp_path):
+  """`save` returns before the write ends and the loop's next calls donate the state's buffers
+  meanwhile (on CPU the host copy could alias them): the checkpoint holds the saved state."""
+  config = tiny_config()
+  exp = train.Experiment(config, devices=jax.devices()[:1])
+  call = exp.train_fn(5)
+  state, _ = call(exp.init_state(), exp.loop_key)
+  saved = jax.device_get(state)
+  ckpts = checkpoints.Checkpoints(str(tmp_path / 'checkpoints'), 3)
+  ckpts.save(state)
+  for _ in range(4):  # dispatched (and their inputs donated) while the write is in flight
+    state, _ = call(state, exp.loop_key)
+  assert ckpts.manager.is_saving_in_progress() and ckpts.steps() == [5]
+  ckpts.close()
+  assert int(state.step) == 25
+  chex.assert_trees_all_equal(final_state(config, str(tmp_path)), saved)
+
+
 def test_sigterm_saves_then_resume_equals_uninterrupted(tmp_path):
   workdir = tmp_path / 'preempted'
   overrides = ['--config.data.batch_size=32', '--config.model.g.hidden=(32,32)',
