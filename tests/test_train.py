@@ -10,6 +10,7 @@ import time
 import chex
 import jax
 import jax.numpy as jnp
+import orbax.checkpoint as ocp
 import pytest
 
 from gan_jax import checkpoints, configs, logs, steps, train
@@ -92,6 +93,17 @@ def test_async_save_holds_the_state_saved_while_later_calls_donate_it(tmp_path):
   ckpts.close()
   assert int(state.step) == 25
   chex.assert_trees_all_equal(final_state(config, str(tmp_path)), saved)
+
+
+def test_checkpoints_of_earlier_versions_restore(tmp_path):
+  """Checkpoints written by orbax's standard handler (with sharding files; gan_jax before
+  asynchronous saves) restore unchanged."""
+  exp = train.Experiment(tiny_config(), devices=jax.devices()[:1])
+  state, _ = exp.train_fn(5)(exp.init_state(), exp.loop_key)
+  saved = jax.device_get(state)
+  with ocp.CheckpointManager(str(tmp_path / 'checkpoints')) as manager:
+    manager.save(5, args=ocp.args.StandardSave(state))
+  chex.assert_trees_all_equal(final_state(tiny_config(), str(tmp_path)), saved)
 
 
 def test_sigterm_saves_then_resume_equals_uninterrupted(tmp_path):
