@@ -15,17 +15,13 @@ import os
 import shutil
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 
 
 def _type_handlers():
-  """orbax's handlers for the leaves a GANState holds, jax.Arrays without the sharding file."""
-  th = ocp.type_handlers
-  return th.create_type_handler_registry(
-      (jax.Array, th.ArrayHandler(enable_write_sharding_file=False)),
-      (np.ndarray, th.NumpyHandler()), (int, th.ScalarHandler()), (float, th.ScalarHandler()),
-      (np.number, th.ScalarHandler()))
+  """orbax's handler for the jax.Arrays a training state holds, without the sharding file."""
+  return ocp.type_handlers.create_type_handler_registry(
+      (jax.Array, ocp.type_handlers.ArrayHandler(enable_write_sharding_file=False)))
 
 
 class Checkpoints:

@@ -251,8 +251,7 @@ class _DBlock(nn.Module):
   @nn.compact
   def __call__(self, x, train):
     sn = lambda layer: layers.spectral_norm(layer, self.spectral_norm)
-    # The second conv and the pooling run as one `layers.PooledConv` (same parameters). Names:
-    # the second conv is Conv_0, as it was created first when both were `layers.Conv`.
+    # Names kept from when both convs were `layers.Conv`: the second was created first (Conv_0).
     conv2_cls = layers.PooledConv if self.down else layers.Conv
     conv2 = sn(conv2_cls(self.features, kernel_init=self.kernel_init, name='Conv_0'))
     conv1 = sn(layers.Conv(self.features, kernel_init=self.kernel_init, name='Conv_1'))
