@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-import scipy.linalg
 import scipy.spatial.distance
 
 from gan_jax import metrics
@@ -65,20 +64,95 @@ def test_frechet_random_features_against_reference():
   assert metrics.frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-8)
 
 
-@pytest.mark.filterwarnings('ignore::scipy.linalg.LinAlgWarning')
-def test_frechet_eps_retry_on_singular_covariances():
-  # Two samples per set in 4-d: rank-1 covariances S1 = ½uuᵀ, S2 = ½vvᵀ. scipy's sqrtm of the
-  # singular product is NaN, so the eps·I retry runs. Exactly, Tr √(S1 S2) = |u·v| / 2.
+def test_frechet_agrees_with_product_eigenvalues():
+  # pytorch-fid's Tr sqrtm(S1 S2) is Σ √λ over the eigenvalues of the non-symmetric product
+  # (the principal root); here they come from np.linalg.eigvals, a route independent of eigh.
+  rng = np.random.default_rng(6)
+  a = rng.normal(size=(200, 32)) @ rng.normal(size=(32, 32))
+  b = rng.normal(size=(150, 32)) * rng.uniform(0.2, 3.0, 32) + 0.5
+  mu1, s1, mu2, s2 = a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)
+  lam = np.linalg.eigvals(s1 @ s2)
+  assert np.max(np.abs(lam.imag)) < 1e-10 * np.max(np.abs(lam)) and np.min(lam.real) > 0
+  expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.sum(np.sqrt(lam.real))
+  np.testing.assert_allclose(metrics.frechet_distance(mu1, s1, mu2, s2), expected, rtol=1e-10)
+
+
+def test_frechet_rank_one_covariances_closed_form():
+  # Two samples per set: rank-1 covariances S1 = ½uuᵀ, S2 = ½vvᵀ. S1 S2 = ¼(u·v) u vᵀ has the
+  # one nonzero eigenvalue ¼(u·v)², so exactly Tr √(S1 S2) = |u·v| / 2.
   a = np.array([[2.0, 1.0, -1.0, -1.0], [1.0, 0.0, 1.0, -2.0]])
   b = np.array([[2.0, 2.0, -1.0, 0.0], [-1.0, 0.0, 1.0, 0.0]])
   s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-  assert not np.isfinite(scipy.linalg.sqrtm(s1 @ s2)).all(), 'precondition: the retry path runs'
   u, v = a[0] - a[1], b[0] - b[1]
+  np.testing.assert_allclose(s1, 0.5 * np.outer(u, u), rtol=1e-15)
+  assert u @ v == 9.0
   mu1, mu2 = a.mean(0), b.mean(0)
   expected = np.sum((mu1 - mu2) ** 2) + 0.5 * u @ u + 0.5 * v @ v - abs(u @ v)
-  got = metrics.frechet_distance(mu1, s1, mu2, s2)
-  assert np.isfinite(got)
-  np.testing.assert_allclose(got, expected, atol=1e-3)
+  np.testing.assert_allclose(metrics.frechet_distance(mu1, s1, mu2, s2), expected, rtol=1e-12)
+  # Random rank-1 pairs in 16-d, the last with u ⟂ v: S1 S2 is then nilpotent, Tr √ = 0.
+  rng = np.random.default_rng(4)
+  for orthogonal in [False, False, True]:
+    u, v, mu1, mu2 = rng.normal(size=(4, 16))
+    if orthogonal:
+      v -= (u @ v) / (u @ u) * u
+    s1, s2 = 0.5 * np.outer(u, u), 0.5 * np.outer(v, v)
+    expected = np.sum((mu1 - mu2) ** 2) + 0.5 * u @ u + 0.5 * v @ v - abs(u @ v)
+    np.testing.assert_allclose(metrics.frechet_distance(mu1, s1, mu2, s2), expected, rtol=1e-10)
+    assert metrics.frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-12 * (u @ u))
+
+
+def test_frechet_near_singular_commuting_closed_form():
+  # Commuting covariances Q diag(a) Qᵀ, Q diag(b) Qᵀ with zero and 1e-12 eigenvalues:
+  # d² = ‖Δμ‖² + Σ (√a - √b)². The 1e-12 entries matter at 2e-6: (1 - 1e-6)² vs 1.
+  a = np.array([2.0, 1e-12, 0.0, 0.5, 0.0, 3.0, 1e-12, 1.0])
+  b = np.array([1e-12, 1.0, 0.0, 0.0, 2.0, 3.0, 1e-12, 1e-12])
+  rng = np.random.default_rng(5)
+  mu1, mu2 = rng.normal(size=(2, 8))
+  expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+  got = metrics.frechet_distance(mu1, np.diag(a), mu2, np.diag(b))
+  np.testing.assert_allclose(got, expected, rtol=1e-13)
+  q = np.linalg.qr(rng.normal(size=(8, 8)))[0]  # rotated: not diagonal, an elementwise √ fails
+  s1, s2 = (q * a) @ q.T, (q * b) @ q.T
+  np.testing.assert_allclose(metrics.frechet_distance(mu1, s1, mu2, s2), expected, rtol=1e-9)
+  assert metrics.frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-10)
+
+
+def test_frechet_fewer_samples_than_dimensions():
+  # 5 and 7 samples in 20-d: covariances of rank 4 and 6. With centred samples A (5×20) and B,
+  # S1 = AᵀA/4, S2 = BᵀB/6, and the nonzero eigenvalues of S1 S2 are those of (ABᵀ)(BAᵀ)/24, so
+  # Tr √(S1 S2) = Σ σ(ABᵀ) / √24: a 5×7 SVD, independent of the 20×20 route.
+  rng = np.random.default_rng(7)
+  x = rng.normal(size=(5, 20)) * rng.uniform(0.5, 2.0, 20)
+  y = rng.normal(size=(7, 20)) @ rng.normal(size=(20, 20)) * 0.3 + 0.2
+  a, b = x - x.mean(0), y - y.mean(0)
+  s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+  assert np.linalg.matrix_rank(s1) == 4 and np.linalg.matrix_rank(s2) == 6
+  tr_sqrt = np.sum(np.linalg.svd(a @ b.T, compute_uv=False)) / np.sqrt(4 * 6)
+  expected = (np.sum((x.mean(0) - y.mean(0)) ** 2) + np.sum(a ** 2) / 4 + np.sum(b ** 2) / 6
+              - 2 * tr_sqrt)
+  np.testing.assert_allclose(metrics.frechet_distance(x.mean(0), s1, y.mean(0), s2), expected,
+                             rtol=1e-10)
+  np.testing.assert_allclose(metrics.frechet_distance(y.mean(0), s2, x.mean(0), s1), expected,
+                             rtol=1e-10)  # symmetric in its arguments
+  scale = np.trace(s1)
+  assert metrics.frechet_distance(x.mean(0), s1, x.mean(0), s1) == pytest.approx(0.0,
+                                                                                 abs=1e-12 * scale)
+
+
+def test_frechet_rejects_non_covariances():
+  zero, eye = np.zeros(3), np.eye(3)
+  asymmetric = np.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+  with pytest.raises(ValueError, match='sigma1 is not a covariance matrix: not symmetric'):
+    metrics.frechet_distance(zero, asymmetric, zero, eye)
+  indefinite = np.array([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # eigenvalue -1
+  with pytest.raises(ValueError, match='sigma2 is not a covariance matrix: eigenvalue -1 < 0'):
+    metrics.frechet_distance(zero, eye, zero, indefinite)
+  # Rounding-level deviations (1e-12 relative) are symmetrised and clipped, not rejected.
+  exact = np.diag([2.0, 1.0, 0.0])
+  noisy = exact + np.array([[0.0, 1e-12, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, -1e-12]])
+  np.testing.assert_allclose(metrics.frechet_distance(zero, noisy, zero, eye),
+                             metrics.frechet_distance(zero, exact, zero, eye), rtol=1e-11)
+  assert math.isnan(metrics.frechet_distance(zero, np.diag([1.0, np.nan, 1.0]), zero, eye))
 
 
 def test_frechet_rejects_complex_root_and_bad_shapes():
