@@ -4,6 +4,10 @@ import io
 import os
 import pickle
 import struct
+import subprocess
+import sys
+import time
+import tracemalloc
 import zipfile
 
 import chex
@@ -31,8 +35,9 @@ class _Global:
 
 
 class _StorageRef:
-  def __init__(self, key, array):
+  def __init__(self, key, array, numel=None):
     self.key, self.array = key, array
+    self.numel = array.size if numel is None else numel  # what the persistent id declares
 
 
 class _Tensor:
@@ -62,7 +67,7 @@ class _TorchPickler(pickle._Pickler):  # pylint: disable=protected-access
     if not isinstance(obj, _StorageRef):
       return None
     pid = ('storage', _Global('torch', _STORAGE_NAMES[obj.array.dtype]), obj.key, 'cpu',
-           obj.array.size)
+           obj.numel)
     return pid + (None,) if self.legacy else pid
 
 
@@ -280,13 +285,257 @@ def test_refuses_arbitrary_globals(tmp_path):
   path = tmp_path / 'evil.pth'
   with zipfile.ZipFile(path, 'w') as zf:
     zf.writestr('archive/data.pkl', pickle.dumps({'x': _Evil(marker)}, protocol=2))
-  with pytest.raises(pickle.UnpicklingError, match='refusing.*system'):
+  with pytest.raises(ValueError, match='refusing.*system'):
     inception.load_params(path)
   legacy = tmp_path / 'evil_legacy.pth'
   legacy.write_bytes(pickle.dumps(_Evil(marker), protocol=2))
   with pytest.raises(ValueError, match='neither a zip nor a legacy'):
     inception.load_params(legacy)
   assert not marker.exists()
+
+
+# --- Hostile weights files: each refused with a ValueError, before it costs time or memory. ---
+
+def _pickle_bytes(obj, legacy=False):
+  buf = io.BytesIO()
+  _TorchPickler(buf, legacy=legacy).dump(obj)
+  return buf.getvalue()
+
+
+def _fc_bias(size=(1008,), stride=(1,), offset=0, numel=None, key='0'):
+  """A one-tensor state_dict {'fc.bias': tensor over a 1008-float storage} and its storage."""
+  flat = np.arange(1008, dtype=np.float32)
+  return {'fc.bias': _Tensor(_StorageRef(key, flat, numel), offset, size, stride)}, {key: flat}
+
+
+def _write_zip(path, objs, storages, declared=None, extra=()):
+  """torch.save's zip layout; `declared` {entry: size} overrides central-directory sizes."""
+  with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as zf:
+    zf.writestr('archive/data.pkl', objs if isinstance(objs, bytes) else _pickle_bytes(objs))
+    for key, flat in storages.items():
+      zf.writestr(f'archive/data/{key}', flat if isinstance(flat, bytes) else flat.tobytes())
+    for name, data in extra:
+      zf.writestr(name, data)
+    for info in zf.filelist:  # the central directory is written from these at close
+      info.file_size = (declared or {}).get(info.filename, info.file_size)
+
+
+def _write_legacy(path, objs, storages):
+  with open(path, 'wb') as f:
+    for header in (0x1950a86a20f9469cfc6c, 1001, {'protocol_version': 1001}):
+      pickle.dump(header, f, protocol=2)
+    f.write(objs if isinstance(objs, bytes) else _pickle_bytes(objs, legacy=True))
+    pickle.dump(list(storages), f, protocol=2)
+    for flat in storages.values():
+      f.write(struct.pack('<q', flat.size) + flat.tobytes())
+
+
+@pytest.fixture
+def opened(monkeypatch):
+  """The zip entries the loader opens (decompresses), in order."""
+  names, real_open = [], zipfile.ZipFile.open
+
+  def spy(self, name, mode='r', *args, **kwargs):
+    if mode == 'r':  # not the test's own writes
+      names.append(getattr(name, 'filename', name))
+    return real_open(self, name, mode, *args, **kwargs)
+
+  monkeypatch.setattr(zipfile.ZipFile, 'open', spy)
+  return names
+
+
+def _refused(load, path, match):
+  """`load(path)` raises one ValueError matching `match`, within a second."""
+  inception._max_data_bytes()  # pylint: disable=protected-access  # (builds the shapes once)
+  start = time.perf_counter()
+  with pytest.raises(ValueError, match=match) as e:
+    load(path)
+  assert time.perf_counter() - start < 1.0
+  assert '\n' not in str(e.value) and inception.FID_WEIGHTS_URL in str(e.value)
+  return e
+
+
+@pytest.mark.parametrize('declared', [
+    {'archive/data/0': 6_500_000_000},  # a 6.5 GB bomb
+    {'archive/data/0': 100 << 20, 'archive/data/1': 100 << 20},  # together over the cap
+    {'archive/data.pkl': 3 << 20}, {'archive/version': 1 << 20}])
+def test_zip_bomb_refused_before_decompressing(tmp_path, opened, declared):
+  objs, storages = _fc_bias()
+  storages['1'] = np.zeros(4, np.float32)
+  path = tmp_path / 'bomb.pth'
+  _write_zip(path, objs, storages, declared, extra=[('archive/version', '3\n')])
+  _refused(inception.load_params, path, 'declare.* bytes, more than the network allows')
+  assert not opened  # nothing was decompressed
+
+
+def test_zip_entry_longer_than_declared(tmp_path):
+  """An entry whose stream runs past its declared size: read only that far, then refused."""
+  objs, _ = _fc_bias()
+  path = tmp_path / 'long.pth'
+  _write_zip(path, objs, {'0': np.zeros(4 * 1008, np.float32).tobytes()},
+             declared={'archive/data/0': 4 * 1008})
+  _refused(inception.read_torch_state_dict, path, 'CRC|does not decompress')
+
+
+@pytest.mark.parametrize('name', ['../evil', 'archive/other.bin', 'archive/data/../../evil',
+                                  'other/data.pkl', '/etc/passwd'])
+def test_zip_entry_outside_layout(tmp_path, opened, name):
+  objs, storages = _fc_bias()
+  path = tmp_path / 'odd.pth'
+  _write_zip(path, objs, storages, extra=[(name, b'x')])
+  _refused(inception.load_params, path, "not part of torch.save's layout|one data.pkl")
+  assert not opened
+
+
+def test_torch_zip_metadata_and_state_dict_attribute(tmp_path):
+  """torch 2.x's extra entries and the OrderedDict's `_metadata` attribute are accepted."""
+
+  class _StateDict(collections.OrderedDict):
+    def __reduce__(self):
+      return (collections.OrderedDict, (), {'_metadata': {'': {'version': 1}}}, None,
+              iter(self.items()))
+
+  objs, storages = _fc_bias()
+  counter = np.array(7, np.int64)
+  objs = _StateDict(**objs, **{'Conv2d_1a_3x3.bn.num_batches_tracked': _Tensor(
+      _StorageRef('1', counter.ravel()), 0, (), ())})
+  storages['1'] = counter.ravel()
+  path = tmp_path / 'torch2.pth'
+  _write_zip(path, objs, storages, extra=[
+      ('archive/byteorder', 'little'), ('archive/version', '3\n'), ('archive/.format_version', '1'),
+      ('archive/.storage_alignment', '64'), ('archive/.data/serialization_id', '0' * 40)])
+  raw = inception.read_torch_state_dict(path)
+  np.testing.assert_array_equal(raw['fc.bias'], np.arange(1008))
+  assert raw['Conv2d_1a_3x3.bn.num_batches_tracked'] == 7
+
+
+def _shared_reference_bomb(kind):
+  """A ~1 KB pickle of 2**40 leaves once walked: each level holds the previous one twice."""
+  obj = [] if kind == 'list' else {}
+  for _ in range(40):
+    obj = [obj, obj] if kind == 'list' else {'a': obj, 'b': obj}
+  return {'state_dict': obj} if kind == 'wrapped' else obj
+
+
+@pytest.mark.parametrize('fmt', ['zip', 'legacy'])
+@pytest.mark.parametrize('kind', ['list', 'dict', 'wrapped'])
+def test_shared_reference_pickle_bomb(tmp_path, fmt, kind):
+  data = pickle.dumps(_shared_reference_bomb(kind), protocol=2)
+  assert len(data) < 1024
+  path = tmp_path / 'bomb.pth'
+  (_write_zip if fmt == 'zip' else _write_legacy)(path, data, {})
+  inception._max_data_bytes()  # pylint: disable=protected-access
+  tracemalloc.start()
+  try:
+    _refused(inception.load_params, path, 'expected a state_dict|maps names to tensors')
+    assert tracemalloc.get_traced_memory()[1] < 4 << 20
+  finally:
+    tracemalloc.stop()
+
+
+@pytest.mark.parametrize('fmt', ['zip', 'legacy'])
+@pytest.mark.parametrize('data,match', [
+    (b'\x80\x02}r\xff\xff\xff\x7f.', 'missing'),  # LONG_BINPUT 2**32-1: 64 GiB of C memo
+    (b'\x80\x05\x96' + (2**40).to_bytes(8, 'little') + b'.', 'BYTEARRAY8'),  # bytearray(2**40)
+    (b'\x80\x02ctorch\nFloatStorage\n}b.', 'refusing to BUILD')])  # rewriting a checked object
+def test_pickle_opcodes_that_allocate_are_harmless(tmp_path, fmt, data, match):
+  path = tmp_path / 'memo.pth'
+  (_write_zip if fmt == 'zip' else _write_legacy)(path, data, {})
+  inception._max_data_bytes()  # pylint: disable=protected-access
+  tracemalloc.start()
+  try:
+    _refused(inception.load_params, path, match)
+    assert tracemalloc.get_traced_memory()[1] < 4 << 20
+  finally:
+    tracemalloc.stop()
+
+
+@pytest.mark.parametrize('fmt', ['zip', 'legacy'])
+@pytest.mark.parametrize('geometry,match', [
+    (((2**40,), (0,), 0), 'larger than the whole network'),
+    (((2**31, 2**31), (0, 0), 0), 'larger than the whole network'),
+    (((1008,), (2**63,), 0), 'bad tensor geometry'),
+    (((1008,), (2**62,), 0), 'runs past its storage'),
+    (((1008,), (1,), -1), 'bad tensor geometry'),
+    (((1008,), (1,), 1), 'runs past its storage'),
+    (((1008,), (1,), 2**70), 'bad tensor geometry')])
+def test_tensor_geometry_refused_before_allocation(tmp_path, fmt, geometry, match):
+  size, stride, offset = geometry
+  objs, storages = _fc_bias(size, stride, offset)
+  path = tmp_path / 'huge.pth'
+  (_write_zip if fmt == 'zip' else _write_legacy)(path, objs, storages)
+  inception._max_data_bytes()  # pylint: disable=protected-access
+  tracemalloc.start()
+  try:
+    _refused(inception.load_params, path, match)
+    assert tracemalloc.get_traced_memory()[1] < 4 << 20
+  finally:
+    tracemalloc.stop()
+
+
+def test_storage_sizes_must_match_their_declaration(tmp_path, opened):
+  """A storage's bytes are the numel its persistent id declares; the legacy ones are capped."""
+  objs, storages = _fc_bias(numel=1008)
+  path = tmp_path / 'mismatch.pth'
+  _write_zip(path, objs, {'0': np.zeros(2000, np.float32)})
+  _refused(inception.load_params, path, r'storage 0 declares 1008 float32 elements but its entry')
+  assert opened == ['archive/data.pkl']  # the storage itself was never decompressed
+  legacy = tmp_path / 'huge_legacy.pth'
+  _write_legacy(legacy, _fc_bias(numel=2**40)[0], storages)
+  _refused(inception.load_params, legacy, 'storages declare more than the whole network')
+  _write_legacy(legacy, objs, {'0': np.zeros(2000, np.float32)})
+  _refused(inception.load_params, legacy, 'does not hold the 1008 elements declared')
+
+
+@pytest.mark.parametrize('fmt', ['zip', 'legacy', 'npz'])
+def test_wrong_shape_or_key_refused_naming_it(tmp_path, fmt):
+  for name, shape, match in [('fc.bias', (1000,), r"'fc\.bias' has shape \(1000,\), "
+                                                  r'expected \(1008,\)'),
+                             ('AuxLogits.fc.bias', (1000,), "unexpected key 'AuxLogits")]:
+    path = tmp_path / f'w.{"npz" if fmt == "npz" else "pth"}'
+    if fmt == 'npz':
+      np.savez(path, **{name: np.zeros(shape, np.float32)})
+    else:
+      objs, storages = _fc_bias(shape)
+      objs = {name: objs['fc.bias']}
+      (_write_zip if fmt == 'zip' else _write_legacy)(path, objs, storages)
+    _refused(inception.load_params, path, match)
+
+
+def test_npz_refused_before_decompressing(tmp_path, opened):
+  path = tmp_path / 'bomb.npz'
+  with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as zf:
+    zf.writestr('fc.bias.npy', b'\0' * 4096)
+    zf.filelist[0].file_size = 6_500_000_000
+  _refused(inception.load_params, path, 'more than the network allows')
+  assert not opened
+  header = io.BytesIO()  # a .npy whose header promises 2**40 floats over 16 bytes of data
+  np.lib.format.write_array_header_1_0(
+      header, {'descr': '<f4', 'fortran_order': False, 'shape': (2**40,)})
+  with zipfile.ZipFile(path, 'w') as zf:
+    zf.writestr('fc.bias.npy', header.getvalue() + b'\0' * 16)
+  _refused(inception.load_params, path, 'header does not match its data')
+
+
+def test_cli_refused_weights_end_in_one_error_line(tmp_path):
+  objs, storages = _fc_bias()
+  bad = tmp_path / 'bomb.pth'
+  _write_zip(bad, objs, storages, {'archive/data/0': 6_500_000_000})
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  args = ['--config=experiments/gan_ring.py', f'--workdir={tmp_path / "run"}',
+          '--config.eval.features=inception', "--config.eval.metrics=('fid',)",
+          f'--config.eval.inception_weights={bad}', '--config.train.steps=1',
+          '--config.train.steps_per_call=1', '--config.train.log_every=1',
+          '--config.train.eval_every=1', '--config.train.checkpoint_every=1']
+  result = subprocess.run(
+      [sys.executable, '-m', 'gan_jax.main', *args], cwd=root, capture_output=True, text=True,
+      env={**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=1'}, timeout=120,
+      check=False)
+  assert result.returncode != 0
+  assert 'Traceback' not in result.stderr
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith(f'error: config.eval.inception_weights: {bad}'), result.stderr
+  assert 'more than the network allows' in last and inception.FID_WEIGHTS_URL in last
 
 
 def test_no_weights_message(tmp_path):
