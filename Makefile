@@ -1,23 +1,38 @@
 # make run   : set-up + the default experiment (no network; about 2 minutes on a 2-core CPU)
 # make test  : set-up + the whole test suite
+# make lock  : refresh requirements-lock.txt (the exact versions make setup installs) from PyPI
 # make bench : set-up + the speed benchmarks (results in benchmarks/RESULTS.md; vs PyTorch needs
 #              torch in $(TORCH_VENV), made here if missing: a large download from PyPI)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+LOCK ?= requirements-lock.txt
+LOCK_VENV ?= /tmp/gan_jax_lock_venv
 # PyTorch for benchmarks/vs_pytorch.py lives in its own venv (torch is no dependency of gan_jax).
 TORCH_VENV ?= /tmp/torchvenv
 TORCH_PY := $(TORCH_VENV)/bin/python
 
-.PHONY: setup run test bench clean
+.PHONY: setup lock run test bench clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Installs from the committed lock of exact versions (what CI is known green on).
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -c $(LOCK) pip
+	$(PY) -m pip install --quiet -c $(LOCK) -e '.[test]'
 	touch $@
+
+# Refreshes the lock: the newest releases allowed by pyproject.toml's floors, in a scratch venv.
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet '.[test]'
+	{ sed -n '/^#/p' $(LOCK); $(LOCK_VENV)/bin/python -m pip freeze --all --exclude gan_jax \
+	    | grep -v -e '^setuptools==' -e '^wheel=='; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf $(LOCK_VENV)
 
 run: setup
 	$(PY) -m gan_jax.main --config=experiments/default.py --workdir=runs/default
