@@ -1,14 +1,27 @@
-"""Config helpers: the base toy config, name resolution with clear errors, and run checks.
+"""Config helpers: the base configs, name resolution with clear errors, and run checks.
 
 Every user mistake in a config becomes a `ConfigError` whose message names the field and, for a
-name, the valid choices. main.py prints it as one line instead of a traceback.
+name, the valid choices, for a number, its valid range (`check`, before anything is built). The
+command line's checks live here too: `load_file` (a --config file) and `check_override` (a
+--config.a.b=value). main.py prints each as one line instead of a traceback.
 """
+import ast
+import copy
+import importlib.util
+import inspect
 import json
+import math
+import numbers
 import os
+import re
+import sys
+import traceback
 from typing import Mapping
 
 import ml_collections
+from absl import flags as absl_flags
 from ml_collections.config_dict import placeholder
+from ml_collections.config_flags import config_path
 
 
 class ConfigError(ValueError):
@@ -76,6 +89,9 @@ def toy_config() -> ml_collections.ConfigDict:
       'g_optimizer': 'adam', 'd_optimizer': 'adam',
       'g_lr': 1e-4, 'd_lr': 1e-4, 'betas': (0.5, 0.999),
       'lr_schedule': 'constant',
+      # Iterations a decaying schedule runs over; None: train.steps at the run's first start,
+      # then recorded in config.json (a resume with more train.steps keeps the schedule).
+      'decay_steps': placeholder(int),
       'n_critic': 1,
       'ema_decay': 0.999,
   })
@@ -163,66 +179,287 @@ def add_tfds_fields(c) -> ml_collections.ConfigDict:
   return c
 
 
-# Fields that may change between the runs of one workdir: they change how long or how often,
-# not what is computed (steps_per_call = k equals k single calls).
-RESUMABLE_FIELDS = ('train.steps', 'train.steps_per_call', 'train.log_every', 'train.eval_every',
-                    'train.checkpoint_every', 'train.keep', 'train.dtype', 'eval.',
-                    'distributed.')
-
-
 def check(config) -> None:
-  """Checks the run-shape fields the loop relies on."""
-  t = config.train
-  for field in ('steps', 'steps_per_call', 'log_every', 'eval_every', 'checkpoint_every', 'keep'):
-    if int(t[field]) < 1:
-      raise ConfigError(f'config.train.{field}={t[field]} must be a positive integer')
+  """Range-checks every numeric field before anything is built or trained, and the optimizer and
+  schedule names: each failure is a ConfigError naming the field, its value and the valid range,
+  e.g. `config.optim.d_lr=-0.001 must be > 0`.
+
+  Absent fields are skipped (old configs may lack them); of config.tricks, only the widths of
+  tricks.ensemble (tricks.from_config checks the rest). With task='phenomenon', each variant of config.phenomenon (an option such
+  as compare: {label: overrides}) is checked too, named config.phenomenon.<option>.<label>.
+  """
+  _check_values(config, 'config')
+  if config.get('task', None) == 'phenomenon':
+    section = config.get('phenomenon', None) or {}
+    for option in section:
+      if _is_variants(config, section[option]):
+        for label, overrides in section[option].items():
+          prefix = f'config.phenomenon.{option}.{label}'
+          _check_values(_variant(config, overrides, prefix), prefix)
+
+
+# The ranges of config.check: (text of the range, test of a value).
+_GT0 = ('> 0', lambda v: v > 0)
+_GE0 = ('>= 0', lambda v: v >= 0)
+_GE1 = ('>= 1', lambda v: v >= 1)
+_UNIT = ('in [0, 1)', lambda v: 0 <= v < 1)
+_ANY = ('', lambda v: True)
+
+# (field, 'int' | 'number', range) of the fields that exist in some config.
+_RANGES = (
+    ('seed', 'int', _ANY),
+    ('data.batch_size', 'int', _GE1), ('data.image_size', 'int', _GE1),
+    ('data.num_modes', 'int', _GE1), ('data.side', 'int', _GE1),  # toy data
+    ('data.std', 'number', _GT0), ('data.radius', 'number', _GT0),
+    ('data.spacing', 'number', _GT0),
+    ('model.z_dim', 'int', _GE1),
+    *((f'model.{net}.{field}', kind, rng) for net in ('g', 'd') for field, kind, rng in (
+        ('channels', 'int', _GE1), ('code_dim', 'int', _GE1), ('depth', 'int', _GE1),
+        ('minibatch_discrimination', 'int', _GE0), ('dropout', 'number', _UNIT),
+        ('dropout_layers', 'int', _GE0))),
+    ('optim.g_lr', 'number', _GT0), ('optim.d_lr', 'number', _GT0),
+    ('optim.ema_decay', 'number', _UNIT), ('optim.n_critic', 'int', _GE1),
+    ('optim.decay_steps', 'int', _GE1),
+    ('penalty.weight', 'number', _GE0),
+    *((f'train.{field}', 'int', _GE1)
+      for field in ('steps', 'steps_per_call', 'log_every', 'eval_every', 'checkpoint_every',
+                    'keep')),
+    ('eval.num_samples', 'int', _GE1), ('eval.batch_size', 'int', _GE1),
+    ('eval.num_real', 'int', _GE1), ('eval.two_sample_size', 'int', _GE1),
+    ('eval.num_plot', 'int', _GE1),
+    ('pix2pix.lambda_gan', 'number', _GE0), ('pix2pix.lambda_l1', 'number', _GE0),
+    ('pix2pix.d_loss_scale', 'number', _GE0),
+    ('distributed.num_processes', 'int', _GE1), ('distributed.process_id', 'int', _GE0),
+)
+
+_MISSING = object()
+
+
+def _get(config, field: str):
+  """The value of the dotted `field`, or _MISSING; None (an unset placeholder) counts as absent."""
+  node = config
+  for key in field.split('.'):
+    if not hasattr(node, 'keys') or key not in node:
+      return _MISSING
+    node = node[key]
+  return _MISSING if node is None else node
+
+
+def _show(value) -> str:
+  """repr of a config value, numpy scalars as Python ones."""
+  if isinstance(value, (tuple, list)):
+    return repr(type(value)(_plain(v) for v in value))
+  return repr(_plain(value))
+
+
+def _plain(value):
+  return value.item() if hasattr(value, 'item') and hasattr(value, 'dtype') else value
+
+
+def _is_int(value) -> bool:
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+  return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_value(name: str, value, kind: str, rng) -> None:
+  text, ok = rng
+  if kind == 'int':
+    if not (_is_int(value) and ok(value)):
+      raise ConfigError(f'{name}={_show(value)} must be an integer {text}'.rstrip())
+  elif not _is_number(value):
+    raise ConfigError(f'{name}={_show(value)} must be a number {text}')
+  elif not math.isfinite(value):
+    raise ConfigError(f'{name}={_show(value)} must be a finite number {text}')
+  elif not ok(value):
+    raise ConfigError(f'{name}={_show(value)} must be {text}')
+
+
+def _check_values(config, prefix: str) -> None:
+  """The checks of `check` on one config; messages name the fields as `prefix`.field."""
+  from gan_jax import state as state_lib  # jax: only once a run is being set up
+  for field, kind, rng in _RANGES:
+    value = _get(config, field)
+    if value is not _MISSING:
+      _check_value(f'{prefix}.{field}', value, kind, rng)
+  for net in ('g', 'd'):
+    hidden = _get(config, f'model.{net}.hidden')
+    if hidden is not _MISSING and not (
+        isinstance(hidden, (tuple, list)) and all(_is_int(w) and w >= 1 for w in hidden)):
+      raise ConfigError(f'{prefix}.model.{net}.hidden={_show(hidden)} must be a tuple of integers '
+                        '>= 1 (the widths of the hidden layers), e.g. (128, 128)')
+  ensemble = _get(config, 'tricks.ensemble')  # its other checks: tricks.from_config
+  if ensemble is not _MISSING and not (
+      isinstance(ensemble, (tuple, list)) and
+      all(isinstance(h, (tuple, list)) and all(_is_int(w) and w >= 1 for w in h)
+          for h in ensemble)):
+    raise ConfigError(f'{prefix}.tricks.ensemble={_show(ensemble)} must be the hidden widths of '
+                      'each member D, tuples of integers >= 1, e.g. ((16,), (64, 64))')
+  betas = _get(config, 'optim.betas')
+  if betas is not _MISSING and not (
+      isinstance(betas, (tuple, list)) and len(betas) == 2 and
+      all(_is_number(b) and 0 <= b < 1 for b in betas)):
+    raise ConfigError(f'{prefix}.optim.betas={_show(betas)} must be a pair (β1, β2), each in '
+                      '[0, 1), e.g. (0.5, 0.999)')
+  for field in ('g_optimizer', 'd_optimizer'):
+    name = _get(config, f'optim.{field}')
+    if name is not _MISSING and name not in state_lib.OPTIMIZERS:
+      raise ConfigError(f'{prefix}.optim.{field}: unknown optimizer {_show(name)}; valid '
+                        f'optimizers: {", ".join(sorted(state_lib.OPTIMIZERS))}')
+  schedule = _get(config, 'optim.lr_schedule')
+  if schedule is not _MISSING and schedule not in state_lib.LR_SCHEDULES:
+    raise ConfigError(f'{prefix}.optim.lr_schedule={_show(schedule)} is not known; valid '
+                      f'choices: {", ".join(state_lib.LR_SCHEDULES)}')
+  per_call = _get(config, 'train.steps_per_call')
   for field in ('log_every', 'eval_every', 'checkpoint_every'):
-    if t[field] % t.steps_per_call:
-      raise ConfigError(f'config.train.{field}={t[field]} must be a multiple of '
-                        f'config.train.steps_per_call={t.steps_per_call}')
-  if config.optim.n_critic < 1:
-    raise ConfigError(f'config.optim.n_critic={config.optim.n_critic} must be at least 1')
-  if config.data.batch_size < 1:
-    raise ConfigError(f'config.data.batch_size={config.data.batch_size} must be positive')
+    every = _get(config, f'train.{field}')
+    if per_call is not _MISSING and every is not _MISSING and every % per_call:
+      raise ConfigError(f'{prefix}.train.{field}={every} must be a multiple of '
+                        f'{prefix}.train.steps_per_call={per_call}')
+
+
+def _is_variants(config, value) -> bool:
+  """Whether a phenomenon option is {label: overrides of config sections} (e.g. compare)."""
+  return (hasattr(value, 'items') and len(value) > 0 and
+          all(hasattr(o, 'keys') and len(o) > 0 and all(k in config for k in o)
+              for o in value.values()))
+
+
+def _variant(config, overrides, prefix: str):
+  """An unlocked copy of `config` with `overrides` merged in (as phenomena.variant)."""
+  c = copy.deepcopy(config)
+  c.unlock()
+  try:
+    c.update(overrides.to_dict() if hasattr(overrides, 'to_dict') else overrides)
+  except (TypeError, ValueError, AttributeError, KeyError) as e:
+    raise ConfigError(f'{prefix}: {e}'.splitlines()[0]) from None
+  return c
+
+
+CONFIG_FILE = ('a config is a Python file defining get_config() (the experiments are in '
+               'experiments/)')
+
+
+def load_file(spec: str):
+  """get_config() of the --config value `spec`, 'PATH' or 'PATH:ARG' (then get_config(ARG)).
+
+  Every failure is a ConfigError of one line naming the file: not a Python file, missing, a
+  syntax or other error at a line of it, no get_config, an argument get_config does not take.
+  """
+  path, has_arg, arg = spec.partition(':')
+  if os.path.isdir(path) or (os.path.exists(path) and not path.endswith('.py')):
+    raise ConfigError(f'--config={spec}: {CONFIG_FILE}')
+  if not os.path.isfile(path):
+    raise ConfigError(f'the config file {path} does not exist; the experiments are in '
+                      'experiments/')
+  failed = f'could not load the config file {path}'
+  name = '_gan_jax_config_' + re.sub(r'\W', '_', os.path.splitext(os.path.basename(path))[0])
+  module_spec = importlib.util.spec_from_file_location(name, path)
+  if module_spec is None:
+    raise ConfigError(f'--config={spec}: {CONFIG_FILE}')
+  module = importlib.util.module_from_spec(module_spec)
+  sys.modules[name] = module  # as for an import (dataclasses in the file look it up)
+  try:
+    module_spec.loader.exec_module(module)
+  except SyntaxError as e:
+    same = os.path.abspath(e.filename or path) == os.path.abspath(path)
+    where = '' if same else f' in {e.filename}'
+    raise ConfigError(f'{failed}: {type(e).__name__}{where}: {e.msg} at line {e.lineno}') from None
+  except Exception as e:  # pylint: disable=broad-except
+    raise ConfigError(f'{failed}: {_error_at(e, path)}') from None
+  finally:
+    sys.modules.pop(name, None)
+  get_config = getattr(module, 'get_config', None)
+  if not callable(get_config):
+    raise ConfigError(f'the config file {path} defines no get_config(); {CONFIG_FILE}')
+  args = (arg,) if has_arg else ()
+  try:
+    inspect.signature(get_config).bind(*args)
+  except TypeError:
+    if has_arg:
+      raise ConfigError(f'--config={spec}: the config {path} takes no argument; use '
+                        f'--config={path}') from None
+    raise ConfigError(f'--config={spec}: the config {path} takes an argument: '
+                      f'get_config{inspect.signature(get_config)}; pass it as '
+                      f'--config={path}:VALUE') from None
+  except ValueError:  # no signature (a builtin): let the call say
+    pass
+  try:
+    config = get_config(*args)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ConfigError(f'{failed}: get_config() raised {_error_at(e, path)}') from None
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f'{failed}: get_config() returned {type(config).__name__}, not an '
+                      'ml_collections.ConfigDict')
+  return config
+
+
+def _error_at(error: Exception, path: str) -> str:
+  """'Type: message (line N)', N the last line of `path` in the traceback (message: 1st line)."""
+  lines = [f.lineno for f in traceback.extract_tb(error.__traceback__)
+           if os.path.abspath(f.filename) == os.path.abspath(path)]
+  message = (str(error).splitlines() or [''])[0]
+  text = f'{type(error).__name__}: {message}' if message else type(error).__name__
+  return f'{text} (line {lines[-1]})' if lines else text
+
+
+_FIELD_PATH = re.compile(r'[A-Za-z_]\w*(\.[A-Za-z_]\w*)*')
+
+
+def check_override(config, field: str, text: str) -> None:
+  """A ConfigError if `--config.<field>=<text>` cannot set `field` of `config`: a group of fields
+  given a value, an element of a tuple, a value that does not parse as the field's type.
+
+  A field the config lacks is left to the flag parser (its error names the field and a
+  suggestion); ranges are checked later, by `check`, on the whole config.
+  """
+  flag = f'--config.{field}'
+  if not _FIELD_PATH.fullmatch(field):
+    prefix = _FIELD_PATH.match(field)
+    value = _get(config, prefix.group(0)) if prefix else _MISSING
+    if isinstance(value, tuple):
+      raise ConfigError(f'{flag}: a tuple is set whole, e.g. '
+                        f'--config.{prefix.group(0)}=\'{_show(value)}\'')
+    raise ConfigError(f'{flag}: not a field name; a field is set as --config.SECTION.FIELD=VALUE, '
+                      'e.g. --config.optim.d_lr=2e-4')
+  keys = field.split('.')
+  for i in range(1, len(keys)):
+    value = _get(config, '.'.join(keys[:i]))
+    if value is not _MISSING and not hasattr(value, 'keys'):
+      raise ConfigError(f'{flag}: config.{".".join(keys[:i])} is a value, not a group of fields; '
+                        f'set it as --config.{".".join(keys[:i])}=VALUE')
+  try:
+    kind = config_path.get_type(field, config)
+  except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+    return
+  if isinstance(kind, type) and issubclass(kind, ml_collections.ConfigDict):
+    try:
+      value = ast.literal_eval(text)
+    except (SyntaxError, ValueError):
+      value = None
+    if not isinstance(value, dict):  # a dict literal replaces the group: ml_collections' way
+      group = _get(config, field)
+      leaves = [k for k in group if not hasattr(group[k], 'keys')] if group is not _MISSING else []
+      example = 'name' if 'name' in leaves else (leaves[0] if leaves else None)
+      hint = f', e.g. {flag}.{example}={text}' if example else ''
+      raise ConfigError(f'{flag} is a group of fields; set one of them{hint}')
+    return
+  expected = {int: (absl_flags.IntegerParser(), 'an integer'),
+              float: (absl_flags.FloatParser(), 'a number'),
+              bool: (absl_flags.BooleanParser(), 'true or false')}
+  if kind in expected:
+    parser, what = expected[kind]
+    try:
+      parser.parse(text)
+    except (TypeError, ValueError):
+      raise ConfigError(f'{flag}={text}: expected {what}') from None
 
 
 def to_dict(config) -> dict:
   """The config as plain JSON types (tuples become lists)."""
   return json.loads(config.to_json())
-
-
-def _flatten(d, prefix=''):
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f'{prefix}{k}.'))
-    else:
-      out[f'{prefix}{k}'] = v
-  return out
-
-
-def differences(old: dict, new: dict) -> list:
-  """Dotted names of the fields that differ, ignoring RESUMABLE_FIELDS."""
-  a, b = _flatten(old), _flatten(new)
-  keys = sorted(set(a) | set(b))
-  return [k for k in keys
-          if a.get(k) != b.get(k) and not any(k == f or (f.endswith('.') and k.startswith(f))
-                                               for f in RESUMABLE_FIELDS)]
-
-
-def refuse_other_run(workdir: str, config) -> None:
-  """A ConfigError if `workdir` holds a run whose config.json differs from `config` in more than
-  RESUMABLE_FIELDS (the caller then starts afresh only when told to overwrite)."""
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    diff = differences(json.load(f), to_dict(config))
-  if diff:
-    raise ConfigError(
-        f'workdir {workdir} holds a run of another config (it differs in '
-        f'{", ".join(diff[:5])}{" ..." if len(diff) > 5 else ""}); use another --workdir, '
-        f'or pass --overwrite to delete that run and start over')
 
 
 def check_batch_split(batch_size: int, num_devices: int) -> None:

@@ -1,10 +1,18 @@
-"""Where a run's numbers go: metrics.jsonl (the contract of DESIGN.md) and TensorBoard scalars."""
+"""Where a run's numbers go: metrics.jsonl and TensorBoard scalars.
+
+metrics.jsonl holds one JSON object per line, {"step": int, "split": "train"|"eval", <name>:
+float, ...} (eval records also carry their "protocol"). Each record is appended whole and flushed
+at once; on resume `truncate` cuts the file back to its last complete line and to the restored
+step, so a resumed run's file reads as an uninterrupted run's.
+"""
 import json
 import math
 import os
 
 import numpy as np
 from tensorboardX import SummaryWriter
+
+from gan_jax import workdir as workdir_lib
 
 
 def _plain(v):
@@ -19,8 +27,15 @@ class MetricWriter:
   def __init__(self, workdir: str, enabled: bool = True):
     """`enabled=False` (processes other than 0 of a multi-host run): records, writes nothing."""
     self.path = os.path.join(workdir, 'metrics.jsonl')
-    self.enabled = enabled
-    self.tb = SummaryWriter(workdir) if enabled else None
+    self.workdir, self.enabled = workdir, enabled
+    self._tb = None
+
+  @property
+  def tb(self) -> SummaryWriter:
+    """The TensorBoard writer, made on the first record (no empty event files)."""
+    if self._tb is None:
+      self._tb = SummaryWriter(self.workdir)
+    return self._tb
 
   def write(self, step: int, split: str, scalars: dict, protocol: dict = None,
             tb_prefix: str = None) -> dict:
@@ -30,8 +45,14 @@ class MetricWriter:
       record['protocol'] = protocol
     if not self.enabled:
       return record
-    with open(self.path, 'a') as f:
-      f.write(json.dumps(record) + '\n')
+    try:
+      with open(self.path, 'a') as f:
+        f.write(json.dumps(record) + '\n')
+    except OSError as e:
+      raise workdir_lib.RunError(
+          workdir_lib.os_error(e, f'writing the {split} record of step {step} to', self.path) +
+          '; the checkpoints written so far are kept: free space, then rerun the same command '
+          'to resume') from None
     prefix = tb_prefix or split
     for k, v in scalars.items():
       v = _plain(v)
@@ -48,11 +69,38 @@ class MetricWriter:
     self.tb.flush()
 
   def close(self):
-    if self.enabled:
-      self.tb.close()
+    if self._tb is not None:
+      self._tb.close()
+      self._tb = None
 
 
 def read_metrics(workdir: str) -> list:
   """All records of a workdir's metrics.jsonl."""
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
     return [json.loads(line) for line in f if line.strip()]
+
+
+def truncate(workdir: str, step: int) -> int:
+  """Cuts `workdir`/metrics.jsonl back to the records of steps <= `step` (the step a run
+  resumes from): drops a torn last line (a kill mid-write), records past `step` (written after
+  the checkpoint restored) and repeated copies of a record. Returns how many lines were dropped.
+  """
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return 0
+  with open(path, 'rb') as f:
+    lines = f.read().split(b'\n')
+  kept, seen = [], set()
+  for line in lines[:-1]:  # the part after the last newline is empty or a torn record
+    try:
+      record = json.loads(line)
+    except ValueError:
+      continue
+    if not isinstance(record, dict) or record.get('step', step + 1) > step or line in seen:
+      continue
+    seen.add(line)
+    kept.append(line)
+  dropped = sum(1 for line in lines if line.strip()) - len(kept)
+  if dropped:
+    workdir_lib.write_atomic(path, b''.join(line + b'\n' for line in kept).decode())
+  return dropped

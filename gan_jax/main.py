@@ -1,10 +1,13 @@
 """Command line: flags only. `python -m gan_jax.main --config=experiments/default.py --workdir=runs/x`.
 
 Any config field can be overridden: `--config.optim.d_lr=2e-4 --config.train.steps=5000`.
-Every user mistake (a bad name, an unknown field, a missing file, a workdir of another run) ends
-in one line starting with `error:`, not a traceback.
+Every user mistake ends in one line starting with `error:`, not a traceback: a config file that is
+missing, not Python, broken (its line is named) or without get_config(); an unknown field, a
+group given a value, a value of the wrong type; a number out of range (configs.check, before
+anything trains); a workdir of another run, or in use by another process; a full disk. The
+checks themselves live in configs.py and workdir.py. `--mode=eval` needs no --config: the run's
+config.json says what was trained.
 """
-import os
 import re
 import sys
 
@@ -22,13 +25,20 @@ flags.DEFINE_bool('overwrite', False, 'Delete the run already in --workdir and s
 flags.DEFINE_integer('num_samples', None, 'With --mode=eval: samples to evaluate on.')
 
 
-def _config_path(argv):
+def _config_spec(argv):
+  """The value of --config: PATH, or PATH:ARG (passed to get_config); None when not given."""
   for i, arg in enumerate(argv):
     if arg.startswith('--config='):
-      return arg.split('=', 1)[1].split(':')[0]
+      return arg.split('=', 1)[1]
     if arg == '--config' and i + 1 < len(argv):
-      return argv[i + 1].split(':')[0]
+      return argv[i + 1]
   return None
+
+
+def _overrides(argv):
+  """(field, value) of each --config.FIELD=VALUE."""
+  return [tuple(arg[len('--config.'):].split('=', 1)) for arg in argv
+          if arg.startswith('--config.') and '=' in arg]
 
 
 def _unknown_field(argv, error):
@@ -46,27 +56,59 @@ def _unknown_field(argv, error):
   return f'error: bad config override: {error}'
 
 
+def _flag_error(config, error):
+  """absl's error about a flag's value (e.g. `--config.train.steps abc`), as one clear line."""
+  from gan_jax import configs
+  text = str(error)
+  match = re.match(r'flag --([\w.\[\]]+)=(.*?): ', text)
+  if match and match.group(1).startswith('config.') and config is not None:
+    try:
+      configs.check_override(config, match.group(1)[len('config.'):], match.group(2))
+    except configs.ConfigError as e:
+      return f'error: {e}'
+  if match and 'invalid literal for int()' in text:
+    return f'error: --{match.group(1)}={match.group(2)}: expected an integer'
+  return f'error: {text}'.splitlines()[0]
+
+
 def parse_flags(argv):
   """absl flag parsing, with config-file and override errors turned into one line."""
+  from gan_jax import configs  # no JAX: that starts after flag parsing
+  spec, config = _config_spec(argv), None
+  if spec is not None:  # the file and the overrides, checked before absl and ml_collections
+    try:
+      config = configs.load_file(spec)
+      for field, value in _overrides(argv):
+        configs.check_override(config, field, value)
+    except configs.ConfigError as e:
+      sys.exit(f'error: {e}')
   try:
     rest = FLAGS(argv)
   except flags.Error as e:
-    sys.exit(f'error: {e}')
+    sys.exit(_flag_error(config, e))
   except (AttributeError, KeyError) as e:
     sys.exit(_unknown_field(argv, e))
-  path = _config_path(argv)
-  if path is None:
+  except Exception as e:  # an override that ml_collections could not apply
+    sys.exit(f'error: bad config override: {e}'.splitlines()[0])
+  if spec is None and FLAGS.mode != 'eval':  # an eval reads the run's own config.json
     sys.exit('error: --config is required, e.g. --config=experiments/default.py')
-  if not os.path.isfile(path):
-    sys.exit(f'error: the config file {path} does not exist; the experiments are in experiments/')
   if FLAGS.workdir is None:
     sys.exit('error: --workdir is required, e.g. --workdir=runs/my_run')
+  if FLAGS.num_samples is not None:
+    if FLAGS.mode != 'eval':
+      sys.exit('error: --num_samples is for --mode=eval; the training evals use '
+               '--config.eval.num_samples')
+    if FLAGS.num_samples < 1:
+      sys.exit(f'error: --num_samples={FLAGS.num_samples} must be >= 1 (the samples to '
+               'evaluate on)')
+  if spec is None:
+    return rest
   try:
     FLAGS.config  # loads the file and applies the overrides
   except (AttributeError, KeyError) as e:
     sys.exit(_unknown_field(argv, e))
   except Exception as e:  # the config file itself failed to import or run
-    sys.exit(f'error: could not load the config file {path}: {e}'.splitlines()[0])
+    sys.exit(f'error: could not load the config file {spec.split(":")[0]}: {e}'.splitlines()[0])
   return rest
 
 
@@ -75,18 +117,23 @@ def main(argv):
     sys.exit(f'error: unexpected arguments {argv[1:]}; fields are set with --config.FIELD=VALUE')
   if not any(a.startswith(('--verbosity', '-v')) for a in sys.argv):
     logging.set_verbosity(logging.WARNING)
-  from gan_jax import configs, distributed, train  # after flag parsing: JAX starts here
+  from gan_jax import configs, distributed, train, workdir  # after flag parsing: JAX starts here
+  config = FLAGS.config  # None: --mode=eval on the workdir's config.json
   try:
-    distributed.initialize(FLAGS.config)  # multi-host, if configured or detected
-    if FLAGS.config.get('task', 'gan') == 'phenomenon':  # a measurement: experiments/phenomenon_*
+    if config is not None:
+      configs.check(config)  # every number in range before anything is built
+    distributed.initialize(config or {})  # multi-host, if configured or detected
+    if config is not None and config.get('task', 'gan') == 'phenomenon':  # experiments/phenomenon_*
       from gan_jax import phenomena
-      phenomena.run(FLAGS.config, FLAGS.workdir, overwrite=FLAGS.overwrite)
+      phenomena.run(config, FLAGS.workdir, overwrite=FLAGS.overwrite)
     elif FLAGS.mode == 'train':
-      train.train_and_evaluate(FLAGS.config, FLAGS.workdir, overwrite=FLAGS.overwrite)
+      train.train_and_evaluate(config, FLAGS.workdir, overwrite=FLAGS.overwrite)
     else:
-      train.evaluate_workdir(FLAGS.config, FLAGS.workdir, FLAGS.num_samples)
-  except (configs.ConfigError, train.TrainingDiverged) as e:
+      train.evaluate_workdir(config, FLAGS.workdir, FLAGS.num_samples)
+  except (configs.ConfigError, workdir.RunError) as e:  # RunError: a full disk, a divergence
     sys.exit(f'error: {e}')
+  except KeyboardInterrupt:  # Ctrl-C outside the training loop (which saves first)
+    sys.exit('error: interrupted by Ctrl-C; the checkpoints written so far are kept')
 
 
 if __name__ == '__main__':

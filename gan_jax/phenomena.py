@@ -25,14 +25,13 @@ import inspect
 import json
 import math
 import os
-import shutil
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import configs, logs, plots, steps, toy_data
+from gan_jax import configs, logs, plots, steps, toy_data, workdir as workdir_lib
 from gan_jax.metrics import mode_metrics
 
 BCE_OBJECTIVES = ('minimax', 'non_saturating')  # D's output is a logit of D(x) = sigmoid(logit)
@@ -436,20 +435,14 @@ def run(config, workdir: str, overwrite: bool = False) -> dict:
   another phenomenon) is refused unless `overwrite`, which deletes that run's files first.
   """
   fn, kwargs = options(config)
-  if not overwrite:
-    configs.refuse_other_run(workdir, config)
-  if overwrite and os.path.isdir(workdir):
-    shutil.rmtree(workdir)
-  os.makedirs(workdir, exist_ok=True)
-  for name in os.listdir(workdir):
-    if name == 'metrics.jsonl' or name.startswith('events.out.tfevents'):
-      os.remove(os.path.join(workdir, name))  # a rerun replaces the run, it does not append
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    json.dump(configs.to_dict(config), f, indent=2)
-  start = time.perf_counter()
-  results = fn(config, workdir, **kwargs)
-  results = _plain({'phenomenon': config.phenomenon.name, **results,
-                    'wall_seconds': time.perf_counter() - start})
-  with open(os.path.join(workdir, 'results.json'), 'w') as f:
-    json.dump(results, f, indent=1)
+  with workdir_lib.Lock(workdir, 'train'):
+    recorded = None if overwrite else workdir_lib.recorded_config(workdir)
+    workdir_lib.refuse_other_run(workdir, recorded, config)
+    # a rerun replaces the run's outputs (metrics.jsonl, events), it does not append
+    workdir_lib.prepare(workdir, config, None, overwrite=True, log=lambda message: None)
+    start = time.perf_counter()
+    results = fn(config, workdir, **kwargs)
+    results = _plain({'phenomenon': config.phenomenon.name, **results,
+                      'wall_seconds': time.perf_counter() - start})
+    workdir_lib.write_atomic(os.path.join(workdir, 'results.json'), json.dumps(results, indent=1))
   return results

@@ -261,15 +261,15 @@ def build(config, input_shape, target_shape, shard_batch=lambda x: x) -> Pix2Pix
   """Resolves the names of `config` into a Pix2Pix spec; a bad name raises configs.ConfigError."""
   objective = configs.choose(losses.get, 'objective', config.objective)
   penalty = configs.choose(penalties.get, 'penalty', config.penalty, skip=('weight',))
-  m, o, t, p = config.model, config.optim, config.train, config.pix2pix
+  m, o, p = config.model, config.optim, config.pix2pix
   g_cls = configs.lookup(GENERATORS, 'model.generator', m.generator)
   d_cls = configs.lookup(DISCRIMINATORS, 'model.discriminator', m.discriminator)
   generator = configs.construct(g_cls, 'model.g', **dict(m.g, out_channels=target_shape[-1]))
   discriminator = configs.construct(d_cls, 'model.d', **m.d)
   g_tx = configs.call(state_lib.make_optimizer, 'optim.g_optimizer', o.g_optimizer, o.g_lr,
-                      o.betas, o.lr_schedule, t.steps)
+                      o.betas, o.lr_schedule, steps.decay_steps(config))
   d_tx = configs.call(state_lib.make_optimizer, 'optim.d_optimizer', o.d_optimizer, o.d_lr,
-                      o.betas, o.lr_schedule, t.steps)
+                      o.betas, o.lr_schedule, steps.decay_steps(config))
   for name in ('lambda_gan', 'lambda_l1', 'd_loss_scale'):
     if float(p[name]) < 0:
       raise configs.ConfigError(f'config.pix2pix.{name}={p[name]} must be >= 0')
@@ -543,6 +543,12 @@ class Pix2PixExperiment:
     create = jax.jit(functools.partial(create_state, self.spec), out_shardings=self.repl,
                      compiler_options=compiler_options(run_once=True))
     return create(self.init_key)
+
+  def learning_rates(self, step: int) -> dict:
+    """{'g_lr', 'd_lr'} after `step` iterations (one G and one D update each)."""
+    o, length = self.config.optim, steps.decay_steps(self.config)
+    return {'g_lr': state_lib.learning_rate(o.g_lr, o.lr_schedule, length, step),
+            'd_lr': state_lib.learning_rate(o.d_lr, o.lr_schedule, length, step)}
 
   def train_fn(self, num_steps: int):
     """The jitted `train_call` for `num_steps` iterations: fn(state, loop_key, batches), the

@@ -53,6 +53,13 @@ def make_optimizer(name: str, lr: float, betas, schedule: str = 'constant',
   return OPTIMIZERS[name](lr, b1, b2)
 
 
+def learning_rate(lr: float, schedule: str, decay_steps: int, count: int) -> float:
+  """The rate `make_optimizer(name, lr, betas, schedule, decay_steps)` applies at update `count`."""
+  if schedule == 'linear':
+    return float(optax.linear_schedule(lr, 0.0, max(int(decay_steps), 1))(count))
+  return float(lr)
+
+
 def init_net(module, tx, key, example_input, example_labels=None) -> NetState:
   """Initialises `module` on `example_input` (and labels, if conditional) and its optimizer."""
   variables = module.init(key, example_input, example_labels, train=False)

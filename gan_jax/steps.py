@@ -62,7 +62,7 @@ def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
                              f'tricks.label_smoothing (with objective {config.objective.name!r})',
                              objective, tricks.label_smoothing)
   penalty = configs.choose(penalties.get, 'penalty', config.penalty, skip=('weight',))
-  m, o, t = config.model, config.optim, config.train
+  m, o = config.model, config.optim
   g_cls = configs.lookup(models.GENERATORS, 'model.generator', m.generator)
   d_cls = configs.lookup(models.DISCRIMINATORS, 'model.discriminator', m.discriminator)
   conditional = any(m[net].get('conditioning', 'none') != 'none' for net in ('g', 'd'))
@@ -84,9 +84,9 @@ def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
   d_updates = tricks.adaptive.max_d_steps if tricks.adaptive else o.n_critic
   g_updates = tricks.adaptive.max_g_steps if tricks.adaptive else 1
   g_tx = configs.call(state_lib.make_optimizer, 'optim.g_optimizer', o.g_optimizer, o.g_lr,
-                      o.betas, o.lr_schedule, t.steps * g_updates)
+                      o.betas, o.lr_schedule, decay_steps(config) * g_updates)
   d_tx = configs.call(state_lib.make_optimizer, 'optim.d_optimizer', o.d_optimizer, o.d_lr,
-                      o.betas, o.lr_schedule, t.steps * d_updates)
+                      o.betas, o.lr_schedule, decay_steps(config) * d_updates)
   return GAN(
       generator=generator, discriminator=discriminator, g_tx=g_tx,
       d_tx=optax.chain(d_tx, penalty.d_transform), objective=objective, penalty=penalty,
@@ -96,6 +96,25 @@ def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
       shard_batch=shard_batch, tricks=tricks,
       d_mixes_examples=bool(m.d.get('minibatch_discrimination', 0)),
       compute_dtype=compute_dtype(config))
+
+
+def decay_steps(config) -> int:
+  """Iterations over which a decaying lr schedule runs: config.optim.decay_steps, which the loop
+  fixes at the run's first start (so a resume with more train.steps keeps the schedule), else
+  config.train.steps."""
+  return int(config.optim.get('decay_steps', None) or config.train.steps)
+
+
+def learning_rates(gan: GAN, config, step: int) -> dict:
+  """{'g_lr', 'd_lr'} of the optimizers after `step` iterations (n_critic D updates and one G
+  update each; under the adaptive schedule, as if each loop ran to its cap), for the logs."""
+  o, a = config.optim, gan.tricks.adaptive
+  d_updates, g_updates = (a.max_d_steps, a.max_g_steps) if a else (gan.n_critic, 1)
+  length = decay_steps(config)
+  return {'g_lr': state_lib.learning_rate(o.g_lr, o.lr_schedule, length * g_updates,
+                                          step * g_updates),
+          'd_lr': state_lib.learning_rate(o.d_lr, o.lr_schedule, length * d_updates,
+                                          step * d_updates)}
 
 
 def compute_dtype(config):

@@ -6,10 +6,10 @@ jitted calls. A run is resumable (same workdir → continue from the latest chec
 saves and exits cleanly, and a non-finite loss stops the run naming the step, keeping the last
 good checkpoint.
 """
+import contextlib
 import functools
 import json
 import os
-import shutil
 import signal
 import time
 
@@ -19,37 +19,48 @@ import numpy as np
 from tqdm import tqdm
 
 from gan_jax import checkpoints, configs, distributed, evaluation, input_pipeline, logs, plots
-from gan_jax import sharding, steps
+from gan_jax import sharding, steps, workdir as workdir_lib
 from gan_jax import pix2pix, toy_data
 
 GENERATOR_KINDS = ('ema', 'raw')
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(workdir_lib.RunError):
   """A loss became NaN or infinite; the message names the step and the checkpoint kept."""
 
 
 class _Preemption:
-  """Turns SIGTERM into a flag the loop checks between calls (then saves and exits cleanly)."""
+  """Turns SIGTERM (preemption) and a first Ctrl-C (SIGINT) into a flag the loop checks between
+  calls (then it saves and exits cleanly); a second Ctrl-C stops at once (KeyboardInterrupt)."""
 
-  def __init__(self):
-    self.requested = False
-    self._previous = None
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self, log=print):
+    self.requested = None  # the name of the signal received
+    self.log = log
+    self._previous = {}
 
   def __enter__(self):
-    try:
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-    except ValueError:  # not the main thread: no handler, the loop runs to the end
-      self._previous = None
+    for sig in self.SIGNALS:
+      try:
+        self._previous[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # not the main thread: no handler, the loop runs to the end
+        pass
     return self
 
   def _handle(self, signum, frame):
-    del signum, frame
-    self.requested = True
+    del frame
+    if signum == signal.SIGINT and self.requested:
+      raise KeyboardInterrupt
+    self.requested = signal.Signals(signum).name
+    if signum == signal.SIGINT:
+      self.log('Ctrl-C: saving a checkpoint after the call in flight, then exiting '
+               '(Ctrl-C again to stop at once)')
 
   def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+    for sig, previous in self._previous.items():
+      signal.signal(sig, previous)
+    self._previous = {}
 
 
 def load_data(data_config):
@@ -110,6 +121,11 @@ class Experiment:
   def init_state(self):
     create = jax.jit(functools.partial(steps.create_state, self.gan), out_shardings=self.repl)
     return create(self.init_key)
+
+  def learning_rates(self, step: int) -> dict:
+    """{'g_lr', 'd_lr'} after `step` iterations (n_critic D updates and one G update each; under
+    the adaptive schedule, as if each loop ran to its cap)."""
+    return steps.learning_rates(self.gan, self.config, step)
 
   def train_fn(self, num_steps: int):
     """The jitted `train_call` for `num_steps` iterations: state replicated and donated.
@@ -217,22 +233,6 @@ def make_experiment(config, devices=None):
   return configs.lookup(experiments, 'task', task)(config, devices)
 
 
-def _prepare_workdir(workdir: str, config, overwrite: bool) -> None:
-  """Creates the workdir; refuses one that holds a run of another config unless overwriting."""
-  if not overwrite:
-    configs.refuse_other_run(workdir, config)
-  if overwrite and os.path.isdir(workdir):
-    for name in os.listdir(workdir):
-      entry = os.path.join(workdir, name)
-      if name in ('checkpoints', 'checkpoints_unreadable', 'samples'):
-        shutil.rmtree(entry)
-      elif name == 'metrics.jsonl' or name.startswith(('events.out.tfevents', 'eval_')):
-        os.remove(entry)
-  os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    json.dump(configs.to_dict(config), f, indent=2)
-
-
 def _write_eval(writer, step: int, results: list, log) -> list:
   """Writes and prints the eval records [(generator kind, metrics, protocol)] that have metrics."""
   records = []
@@ -253,30 +253,59 @@ def _first_nonfinite(records: list):
   return None
 
 
+def _resume_point(ckpts, state, workdir: str, log):
+  """(state, step, restored): the latest readable checkpoint's state, or the initial one."""
+  restored = ckpts.restore_latest(state, log)
+  state = state if restored is None else restored
+  step = int(jax.device_get(state.step))
+  if restored is not None:
+    log(f'resuming from the checkpoint of step {step} in {ckpts.directory}')
+  return state, step, restored is not None
+
+
 def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=None,
                        log=tqdm.write) -> dict:
   """Trains `config` in `workdir` (resuming from its latest checkpoint); returns the last records.
 
-  Returns {'train': last train record, 'eval': [last eval records], 'preempted': bool}.
+  The workdir is locked for the whole run. Returns {'train': last train record, 'eval': [last
+  eval records], 'preempted': bool}.
   """
   main = distributed.is_main()
   log = log if main else (lambda message: None)
-  exp = make_experiment(config, devices)
+  with workdir_lib.Lock(workdir, 'train') if main else contextlib.nullcontext():
+    recorded = None if overwrite else workdir_lib.recorded_config(workdir)
+    config = workdir_lib.resolve(config, recorded)
+    exp = make_experiment(config, devices)
+    if main:
+      workdir_lib.prepare(workdir, config, recorded, overwrite, log)
+    distributed.barrier('workdir prepared')
+    return _train(exp, config, workdir, log)
+
+
+def _train(exp, config, workdir: str, log) -> dict:
+  """The loop of `train_and_evaluate`, in a prepared and locked workdir."""
+  main = distributed.is_main()
   t = config.train
-  if main:
-    _prepare_workdir(workdir, config, overwrite)
-  distributed.barrier('workdir prepared')
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), t.keep)
-  state = exp.init_state()
-  restored = ckpts.restore_latest(state, log)
-  if restored is not None:
-    state = restored
-  step = int(jax.device_get(state.step))
-  if restored is not None:
-    log(f'resuming from the checkpoint of step {step} in {ckpts.directory}')
+  try:
+    state, step, resumed = _resume_point(ckpts, exp.init_state(), workdir, log)
+  except BaseException:
+    ckpts.close()
+    raise
+  if main:
+    workdir_lib.check_devices(workdir, exp.mesh.size, jax.process_count(), resumed, log)
+    dropped = logs.truncate(workdir, step)
+    if dropped:
+      log(f'metrics.jsonl: dropped {dropped} line(s) written after step {step} (where this run '
+          'resumes) or torn by a kill')
   if step >= t.steps:
     log(f'the run in {workdir} is already complete (step {step}, config.train.steps={t.steps}); '
         'raise --config.train.steps to train on, or pass --overwrite to start over')
+  decay = config.optim.get('decay_steps')
+  if (config.optim.get('lr_schedule', 'constant') != 'constant' and decay is not None and
+      t.steps > decay):
+    log(f'note: the lr schedule ends at step {decay} (config.optim.decay_steps, fixed at the '
+        f'run\'s first start); steps past it train at its final lr')
   writer = logs.MetricWriter(workdir, enabled=main)
   take_batches = exp.batch_stream(step)
   examples_per_step = config.data.batch_size * config.optim.n_critic
@@ -303,6 +332,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
     window.extend(records)
     bad = _first_nonfinite(records)
     if bad:
+      ckpts.wait()
       last = ckpts.steps()[-1] if ckpts.steps() else None
       kept = (f'the last good checkpoint (step {last}) is kept in {ckpts.directory}'
               if last is not None else 'no checkpoint had been saved yet')
@@ -314,6 +344,7 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
     now = time.perf_counter()
     means = {k: float(np.mean([m[k] for _, m in window])) for k in window[-1][1]}
     window.clear()
+    means.update(exp.learning_rates(step))
     means['steps_per_sec'] = (step - window_start) / max(now - window_time, 1e-9)
     means['examples_per_sec'] = means['steps_per_sec'] * examples_per_step
     window_start, window_time = step, now
@@ -327,9 +358,9 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
     if grid is not None:
       writer.image(step, 'samples', grid)
 
-  with _Preemption() as preemption, tqdm(total=t.steps, initial=step, unit='it',
-                                         dynamic_ncols=True, mininterval=1.0,
-                                         disable=not main) as bar:
+  with _Preemption(log) as preemption, tqdm(total=t.steps, initial=step, unit='it',
+                                            dynamic_ncols=True, mininterval=1.0,
+                                            disable=not main) as bar:
     try:
       batches = next_batches(step)
       while step < t.steps:
@@ -339,31 +370,46 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
         step += n
         batches = next_batches(step)  # read and sent while the call runs, before any sync below
         bar.update(n)
+        ckpts.poll()  # a failed background write stops the run here, at the next boundary
         done = step >= t.steps
-        # Read once (SIGTERM may arrive during this block); all hosts stop if any was told to.
+        # Read once (a signal may arrive during this block); all hosts stop if any was told to.
         # One host reads its flag after every call; several agree at the logging steps, where
         # the loop reads back anyway (an all-gather after every call would stall the pipeline).
         agree_now = jax.process_count() == 1 or step % t.log_every == 0 or done
-        stop = agree_now and distributed.any_process(preemption.requested)
+        signal_name = preemption.requested
+        stop = agree_now and distributed.any_process(bool(signal_name))
         eval_now = step % t.eval_every == 0 or done
         save_now = step % t.checkpoint_every == 0 or done or stop
         if step % t.log_every == 0 or eval_now or save_now:
           read_back()  # never evaluate or save a state that went non-finite
         if step % t.log_every == 0 or done or stop:
           log_train()
+        if save_now:  # before eval and plots: a failing eval never costs the checkpoint
+          ckpts.save(state)
         if eval_now:
           run_eval()
-        if save_now:
-          ckpts.save(state)
         if stop:
           ckpts.wait()
           bar.close()
-          log(f'SIGTERM: saved the checkpoint of step {step} in {ckpts.directory}; exiting')
+          log(f'{signal_name or "SIGTERM"}: saved the checkpoint of step {step} in '
+              f'{ckpts.directory}; exiting')
           result['preempted'] = True
           break
       else:
         if result['train'] is not None:
           log(f'finished at step {step}: metrics.jsonl, samples/ and checkpoints/ are in {workdir}')
+    except KeyboardInterrupt:
+      ckpts.wait()
+      last = ckpts.steps()[-1] if ckpts.steps() else None
+      raise workdir_lib.RunError(
+          f'stopped at once by a second Ctrl-C at step {step}; '
+          f'{f"the checkpoint of step {last} is kept" if last is not None else "no checkpoint was saved"}'
+          f' in {ckpts.directory}') from None
+    except OSError as e:  # a plot or an event file on a full or read-only disk
+      raise workdir_lib.RunError(
+          workdir_lib.os_error(e, 'writing to', getattr(e, 'filename', None) or workdir) +
+          '; the checkpoints written so far are kept: free space, then rerun the same command '
+          'to resume') from None
     finally:
       writer.close()
       ckpts.close()
@@ -371,21 +417,41 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
 
 
 def evaluate_workdir(config, workdir: str, num_samples: int = None, log=tqdm.write) -> list:
-  """--mode=eval: evaluates the latest checkpoint of `workdir` and writes eval_STEP.json."""
+  """--mode=eval: evaluates the latest checkpoint of `workdir` and writes eval_STEP.json.
+
+  The run's config.json says what was trained; `config` (None: config.json alone) may change
+  only the fields a resume may change (eval.*, train intervals). The workdir is locked meanwhile.
+  """
   main = distributed.is_main()
   log = log if main else (lambda message: None)
-  exp = make_experiment(config)
-  ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), config.train.keep)
-  state = ckpts.restore_latest(exp.init_state(), log)
-  ckpts.close()
-  if state is None:
-    raise configs.ConfigError(f'workdir {workdir} has no checkpoint to evaluate; train first')
-  step = int(jax.device_get(state.step))
-  n = num_samples or config.eval.num_samples
-  writer = logs.MetricWriter(workdir, enabled=main)
-  records = _write_eval(writer, step, exp.evaluate(state, n), log)
-  writer.close()
-  if main:
-    with open(os.path.join(workdir, f'eval_{step:07d}.json'), 'w') as f:
-      json.dump(records, f, indent=2)
-  return records
+  with workdir_lib.Lock(workdir, 'eval', create=False) if main else contextlib.nullcontext():
+    recorded = workdir_lib.recorded_config(workdir)
+    if recorded is None:
+      raise configs.ConfigError(f'workdir {workdir} holds no run (it has no config.json); '
+                                'train first')
+    if config is None:
+      config = workdir_lib.from_json(recorded)
+    workdir_lib.refuse_other_run(
+        workdir, recorded, config,
+        what='evaluate it with the config it was trained with (its config.json): the same '
+             '--config and overrides, or leave out --config')
+    config = workdir_lib.resolve(config, recorded)
+    exp = make_experiment(config)
+    ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), config.train.keep)
+    try:
+      state = ckpts.restore_latest(exp.init_state(), log)
+    finally:
+      ckpts.close()
+    if state is None:
+      raise configs.ConfigError(f'workdir {workdir} has no checkpoint to evaluate; train first')
+    step = int(jax.device_get(state.step))
+    n = num_samples or config.eval.num_samples
+    writer = logs.MetricWriter(workdir, enabled=main)
+    try:
+      records = _write_eval(writer, step, exp.evaluate(state, n), log)
+    finally:
+      writer.close()
+    if main:
+      workdir_lib.write_atomic(os.path.join(workdir, f'eval_{step:07d}.json'),
+                               json.dumps(records, indent=2))
+    return records

@@ -44,7 +44,40 @@ BAD = {
              'error: the config file experiments/no_such_experiment.py does not exist; the '
              'experiments are in experiments/'),
     'value': (['--config=experiments/gan_ring.py', '--config.optim.d_lr=fast'],
-              "error: flag --config.optim.d_lr=fast: could not convert string to float: 'fast'"),
+              'error: --config.optim.d_lr=fast: expected a number'),
+    'integer': (['--config=experiments/gan_ring.py', '--config.train.steps=abc'],
+                'error: --config.train.steps=abc: expected an integer'),
+    'integer, not a float': (['--config=experiments/gan_ring.py', '--config.train.steps=1.5'],
+                             'error: --config.train.steps=1.5: expected an integer'),
+    'value after a space': (['--config=experiments/gan_ring.py', '--config.train.steps', 'abc'],
+                            'error: --config.train.steps=abc: expected an integer'),
+    'group': (['--config=experiments/gan_ring.py', '--config.objective=hinge'],
+              'error: --config.objective is a group of fields; set one of them, e.g. '
+              '--config.objective.name=hinge'),
+    'tuple element': (['--config=experiments/gan_ring.py', '--config.model.d.hidden[0]=64'],
+                      "error: --config.model.d.hidden[0]: a tuple is set whole, e.g. "
+                      "--config.model.d.hidden='(128, 128, 128)'"),
+    'not python': (['--config=README.md'],
+                   'error: --config=README.md: a config is a Python file defining get_config() '
+                   '(the experiments are in experiments/)'),
+    'config argument': (['--config=experiments/gan_ring.py:arg'],
+                        'error: --config=experiments/gan_ring.py:arg: the config '
+                        'experiments/gan_ring.py takes no argument; use '
+                        '--config=experiments/gan_ring.py'),
+    'eval flag in train mode': (['--config=experiments/gan_ring.py', '--num_samples=100'],
+                                'error: --num_samples is for --mode=eval; the training evals use '
+                                '--config.eval.num_samples'),
+    'eval samples': (['--config=experiments/gan_ring.py', '--mode=eval', '--num_samples=0'],
+                     'error: --num_samples=0 must be >= 1 (the samples to evaluate on)'),
+    # Range checks (configs.check, tests/test_configs.py has them all) before anything is built:
+    # a negative width used to reach flax ("Only non-negative indices are allowed ...").
+    'width': (['--config=experiments/gan_ring.py', "--config.model.d.hidden=(-1, 32)"],
+              'error: config.model.d.hidden=(-1, 32) must be a tuple of integers >= 1 (the '
+              'widths of the hidden layers), e.g. (128, 128)'),
+    'phenomenon range': (['--config=experiments/phenomenon_mode_collapse.py',
+                          '--config.optim.lr_schedule=cosine'],
+                         "error: config.optim.lr_schedule='cosine' is not known; valid choices: "
+                         'constant, linear'),
     'divisibility': (['--config=experiments/gan_ring.py', '--config.train.log_every=150'],
                      'error: config.train.log_every=150 must be a multiple of '
                      'config.train.steps_per_call=100'),
@@ -59,6 +92,30 @@ def test_bad_input_gets_one_clear_line(case, tmp_path):
   assert 'Traceback' not in result.stderr
   assert result.stderr.strip().splitlines()[-1] == message
   assert not (tmp_path / 'run' / 'checkpoints').exists()
+
+
+CONFIG_FILES = {  # a config file in tmp_path: its text, the last line of stderr
+    'syntax error': ('import ml_collections\n\ndef get_config(:\n  pass\n',
+                     'error: could not load the config file {path}: SyntaxError: invalid syntax '
+                     'at line 3'),
+    'no get_config': ('X = 1\n',
+                      'error: the config file {path} defines no get_config(); a config is a '
+                      'Python file defining get_config() (the experiments are in experiments/)'),
+    'error in get_config': ('def get_config():\n  return undefined_name\n',
+                            'error: could not load the config file {path}: get_config() raised '
+                            "NameError: name 'undefined_name' is not defined (line 2)"),
+}
+
+
+@pytest.mark.parametrize('case', sorted(CONFIG_FILES))
+def test_bad_config_file_gets_one_clear_line(case, tmp_path):
+  text, message = CONFIG_FILES[case]
+  path = tmp_path / 'config.py'
+  path.write_text(text)
+  result = main(f'--config={path}', workdir=tmp_path / 'run')
+  assert result.returncode != 0
+  assert 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines()[-1] == message.format(path=path)
 
 
 def test_workdir_of_another_run(tmp_path):
