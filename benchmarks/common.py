@@ -62,7 +62,7 @@ def train_toy(config, workdir, overwrite=False):
   """train_and_evaluate(config) quietly; returns (first eval record, wall seconds)."""
   from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.WARNING)
-  from gan_jax import train  # pylint: disable=g-import-not-at-top
+  from gan_jax import tasks  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
-  result = train.train_and_evaluate(config, workdir, overwrite=overwrite, log=lambda m: None)
+  result = tasks.train_and_evaluate(config, workdir, overwrite=overwrite, log=lambda m: None)
   return result['eval'][0], time.perf_counter() - start

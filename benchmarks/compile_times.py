@@ -34,14 +34,14 @@ def measure(name: str) -> dict:
   """In this process: build, init, then time the first training call of experiments/`name`."""
   import jax  # pylint: disable=g-import-not-at-top
   from absl import logging  # pylint: disable=g-import-not-at-top
-  from gan_jax import input_pipeline, toy_data, train  # pylint: disable=g-import-not-at-top
+  from gan_jax import input_pipeline, tasks, toy_data  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.WARNING)
   config = load_config(os.path.join(ROOT, 'experiments', name))
   data = config.data.name
   if data not in toy_data.DATASETS and data not in input_pipeline.OFFLINE:
     config.data = {'name': 'stacked_mnist', 'batch_size': config.data.batch_size,
                    'split': 'train', 'image_size': config.data.image_size, 'num_examples': 2048}
-  exp = train.make_experiment(config)
+  exp = tasks.make_experiment(config)
   state = exp.init_state()
   jax.block_until_ready(state)
   n = config.train.steps_per_call

@@ -18,7 +18,7 @@ import numpy as np
 from absl import logging
 
 from common import load_config, write_section  # pylint: disable=g-bad-import-order
-from gan_jax import evaluation, input_pipeline, train
+from gan_jax import evaluation, input_pipeline, tasks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -59,7 +59,7 @@ def main():
 
   config = load_config(os.path.join(ROOT, 'experiments', 'dcgan_mnist.py'))
   config.eval.metrics = METRICS
-  records = train.evaluate_workdir(config, args.workdir, num_samples=n, log=print)
+  records = tasks.evaluate_workdir(config, args.workdir, num_samples=n, log=print)
   for record in records:
     rows.append((f'`dcgan_mnist.py` step {record["step"]}, {record["protocol"]["generator"]} '
                  'generator', record))

@@ -23,7 +23,7 @@ import jax
 from absl import logging
 
 from common import load_config, machine, write_section  # pylint: disable=g-bad-import-order
-from gan_jax import train
+from gan_jax import gan
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -51,7 +51,7 @@ def workloads():
 def images_per_second(config, iterations, repeats):
   config.train.update(steps_per_call=iterations, log_every=iterations, eval_every=iterations,
                       checkpoint_every=iterations)
-  exp = train.Experiment(config)
+  exp = gan.GANExperiment(config)
   fn = exp.train_fn(iterations)
   take = exp.batch_stream(0)
   state = exp.init_state()

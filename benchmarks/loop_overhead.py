@@ -1,6 +1,6 @@
 """The whole training loop against the bare jitted iteration: the loop's overhead in percent.
 
-The loop is `train.train_and_evaluate` (data stream, device transfer, metrics read-back, tqdm,
+The loop is `tasks.train_and_evaluate` (data stream, device transfer, metrics read-back, tqdm,
 metrics.jsonl + TensorBoard logging, orbax checkpoints), eval off (eval_every past the end; the
 final eval after the last log is outside the timed windows). It is timed per logging window
 (the writer's `write` is wrapped to stamp wall and process CPU time; train.py is untouched),
@@ -28,7 +28,7 @@ from absl import logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import machine, write_section  # pylint: disable=g-bad-import-order,wrong-import-position
-from gan_jax import logs, train  # pylint: disable=wrong-import-position
+from gan_jax import gan, logs, tasks  # pylint: disable=wrong-import-position
 import vs_pytorch  # pylint: disable=wrong-import-position
 
 BEGIN, END = '<!-- loop_overhead:begin -->', '<!-- loop_overhead:end -->'
@@ -43,7 +43,7 @@ def interleaved_seconds(config, workdir):
   loop window is timed from the end of that bare chunk. Slow drifts of the machine's speed (this
   VM's varies by ±10% within a minute) then fall on both alike.
   """
-  twin = train.Experiment(config)
+  twin = gan.GANExperiment(config)
   n = config.train.steps_per_call
   fn, take = twin.train_fn(n), twin.batch_stream(0)
   bare_state = twin.init_state()
@@ -72,7 +72,7 @@ def interleaved_seconds(config, workdir):
 
   logs.MetricWriter.write = stamped
   try:
-    train.train_and_evaluate(config, workdir, overwrite=True, log=lambda *_: None)
+    tasks.train_and_evaluate(config, workdir, overwrite=True, log=lambda *_: None)
   finally:
     logs.MetricWriter.write = write
   windows = [(s1 - s0, w1[0] - r0[0], w1[1] - r0[1])

@@ -37,11 +37,11 @@ def _experiment(task, variant):
 
 def _run(task, variant, root):
   """Trains one config to its end (fresh workdir); returns (config, workdir, eval record, s)."""
-  from gan_jax import train  # pylint: disable=g-import-not-at-top
+  from gan_jax import tasks  # pylint: disable=g-import-not-at-top
   config = common.load_config(_experiment(task, variant))
   workdir = os.path.join(root, f'{task}{variant or "_gan"}')
   start = time.perf_counter()
-  result = train.train_and_evaluate(config, workdir, overwrite=True, log=lambda m: None)
+  result = tasks.train_and_evaluate(config, workdir, overwrite=True, log=lambda m: None)
   seconds = time.perf_counter() - start
   print(f'{task}{variant or "_gan"}: {seconds:.0f} s, {result["eval"][0]}', flush=True)
   return config, workdir, result['eval'][0], seconds
@@ -49,8 +49,8 @@ def _run(task, variant, root):
 
 def _final_model(config, workdir):
   """(experiment, G params, G batch stats) of a run's last checkpoint."""
-  from gan_jax import checkpoints, train  # pylint: disable=g-import-not-at-top
-  exp = train.make_experiment(config)
+  from gan_jax import checkpoints, tasks  # pylint: disable=g-import-not-at-top
+  exp = tasks.make_experiment(config)
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), config.train.keep)
   state = ckpts.restore_latest(exp.init_state())
   ckpts.close()

@@ -16,7 +16,7 @@ import jax
 from absl import logging
 
 from common import RESULTS, load_config, machine, write_section  # pylint: disable=g-bad-import-order
-from gan_jax import train
+from gan_jax import gan
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -46,7 +46,7 @@ def main():
   parser.add_argument('--repeats', type=int, default=5)
   args = parser.parse_args()
   logging.set_verbosity(logging.WARNING)
-  exp = train.Experiment(load_config(args.config))
+  exp = gan.GANExperiment(load_config(args.config))
   rows = {}
   for k in (1, 100):
     rows[k] = iterations_per_second(exp, k, args.iterations, args.repeats)

@@ -2,7 +2,7 @@
 
 Every method is one base recipe plus its own switches (METHODS), trained for the same number of
 iterations; each run is a full `train_and_evaluate` whose final eval of the EMA generator (2,500
-samples) gives PacGAN's mode metrics (DESIGN.md). Runs go to `--workers` single-threaded
+samples) gives PacGAN's mode metrics (Lin et al. 2018, arXiv:1712.04086). Runs go to `--workers` single-threaded
 processes pinned to cores; finished runs are appended to `--out`/runs.jsonl, so an interrupted
 table resumes where it stopped. Writes benchmarks/toy_table.json (every run) and its section of
 benchmarks/RESULTS.md.

@@ -122,13 +122,13 @@ def jax_worker(name):
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   from absl import logging  # pylint: disable=import-outside-toplevel
-  from gan_jax import steps, train  # pylint: disable=import-outside-toplevel
+  from gan_jax import gan, steps  # pylint: disable=import-outside-toplevel
   logging.set_verbosity(logging.WARNING)
   config = jax_config(name)
   iterations = WORKLOADS[name][3]
   config.train.update(steps_per_call=iterations, log_every=iterations, eval_every=iterations,
                       checkpoint_every=iterations)
-  exp = train.Experiment(config)
+  exp = gan.GANExperiment(config)
   state = exp.init_state()
   take = exp.batch_stream(0)
   batches = take(iterations)

@@ -1,5 +1,6 @@
-"""Seed document 002's adaptive schedule on the ring: train D while its loss is above c1, then G
-while D's loss is below c2, each loop capped at 5 steps, all inside one jitted iteration.
+"""The adaptive schedule on the ring: train D while its loss is above c1, then G while D's loss is
+below c2, each loop capped at 5 steps, all inside one jitted iteration (the discriminator stop
+criteria of M. Borisyak, "Generative Adversarial Networks", HSE lecture, training tricks).
 
 With the cross-entropy loss D's loss is log 4 ≈ 1.386 when it cannot tell real from fake: D
 trains until it is ahead (loss ≤ 1.2), then G until it has caught up (D's loss ≥ 1.4). The logs

@@ -1,4 +1,6 @@
-"""An ensemble of three discriminators of increasing capacity on the ring (seed document 002).
+"""An ensemble of three discriminators of increasing capacity on the ring (M. Borisyak,
+"Generative Adversarial Networks", HSE lecture, training tricks; cf. Durugkar et al. 2017,
+"Generative Multi-Adversarial Networks", arXiv:1611.01673).
 
 Simple discriminators give G gradients early, the strong one a precise solution; G minimises the
 sum of its losses against all three, and the logged `d_objective` (the sum of the members' losses,

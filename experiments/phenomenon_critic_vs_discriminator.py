@@ -1,5 +1,5 @@
-"""Phenomenon: a saturating discriminator against WGAN critics on two Gaussians (seed 002's
-WGAN figure; Arjovsky et al. 2017, arXiv:1701.07875, figure 2).
+"""Phenomenon: a saturating discriminator against WGAN critics on two Gaussians (the WGAN figure
+of M. Borisyak's GAN lecture, HSE; Arjovsky et al. 2017, arXiv:1701.07875, figure 2).
 
 The data is N(0, 0.3²), the fake a fixed linear generator N(-4, 0.3²): almost disjoint supports.
 A sigmoid D (BCE), a WGAN-GP critic (Gulrajani et al. 2017, λ = 10) and a weight-clipped WGAN

@@ -44,6 +44,13 @@ def lookup(registry: Mapping, field: str, name: str):
   return registry[name]
 
 
+def check_choice(kind: str, value, choices) -> None:
+  """A ValueError naming `kind`, the bad value and the valid choices (in the given order), e.g.
+  "unknown norm 'group'; valid choices: none, batch, layer", unless `value` is one of them."""
+  if value not in choices:
+    raise ValueError(f'unknown {kind} {value!r}; valid choices: {", ".join(map(str, choices))}')
+
+
 def call(fn, field: str, *args, **kwargs):
   """fn(*args, **kwargs); a ValueError or TypeError becomes a ConfigError naming config.<field>."""
   try:
@@ -128,8 +135,9 @@ def tricks_config() -> ml_collections.ConfigDict:
   anneal_steps iterations (0: constant). label_smoothing: the real target (1.0 = off; cross-entropy
   objectives only). feature_matching: mode 'none' | 'replace' | 'auxiliary', and its weight.
   pack: PacGAN's m. unroll_steps: unrolled GAN's k. ensemble: hidden widths of each member D, e.g.
-  ((16,), (64, 64), (128, 128, 128)). adaptive: seed 002's loops (D while its loss > c1, then G
-  while it is < c2), capped at max_d_steps / max_g_steps.
+  ((16,), (64, 64), (128, 128, 128)). adaptive: the adaptive schedule of M. Borisyak's GAN
+  lecture (HSE): D while its loss > c1, then G while it is < c2, capped at max_d_steps /
+  max_g_steps.
   """
   return ml_collections.ConfigDict({
       'instance_noise': {'std': 0.0, 'anneal_steps': 0},
@@ -166,7 +174,9 @@ def image_config(dataset: str = 'mnist5k', image_size: int = 28) -> ml_collectio
   # weights are downloaded once, or given as eval.inception_weights); 10k samples as most GAN
   # papers' in-training FID, 2,500 for the offline digits (mnist5k has 4,500 training images).
   c.eval.metrics = ('fid', 'kid', 'inception_score', 'precision_recall', 'density_coverage')
-  c.eval.num_samples = 2_500 if dataset in ('mnist5k', 'digits', 'stacked_mnist') else 10_000
+  from gan_jax import input_pipeline  # numpy: only once an image config is built
+  offline_digits = input_pipeline.is_offline(dataset) and input_pipeline.is_digits(dataset)
+  c.eval.num_samples = 2_500 if offline_digits else 10_000
   if dataset == 'stacked_mnist':
     c.eval.metrics += ('stacked_modes',)
   return c
@@ -467,3 +477,10 @@ def check_batch_split(batch_size: int, num_devices: int) -> None:
   if batch_size % num_devices:
     raise ConfigError(f'config.data.batch_size={batch_size} must be divisible by the number of '
                       f'devices ({num_devices})')
+
+
+def decay_steps(config) -> int:
+  """Iterations over which a decaying lr schedule runs: config.optim.decay_steps, which the loop
+  fixes at the run's first start (so a resume with more train.steps keeps the schedule), else
+  config.train.steps."""
+  return int(config.optim.get('decay_steps', None) or config.train.steps)

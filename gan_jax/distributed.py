@@ -5,9 +5,11 @@
 detected in the environment (SLURM with more than one task, Cloud TPU pod slices, Open MPI,
 or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID), and does nothing on one host.
 After it, `jax.devices()` lists every device of every process, the mesh of sharding.py spans
-them all, each process reads only its share of the data (input_pipeline's `process_index`), and
-`jax.make_array_from_process_local_data` builds the global batches. Only process 0 writes logs,
-plots and TensorBoard; orbax checkpoints are written and restored by all processes together.
+them all, each process reads only its share of the data (input_pipeline's `process_index`).
+Host arrays become global arrays in one of two ways, both here: `from_process_local` (each
+process gives its rows: the training batches) and `put_global` (every process holds the whole
+array: eval inputs). Only process 0 writes logs, plots and TensorBoard; orbax checkpoints are
+written and restored by all processes together.
 """
 import os
 
@@ -98,3 +100,9 @@ def to_host(x) -> np.ndarray:
 def put_global(x: np.ndarray, sharding) -> jax.Array:
   """A host array that every process holds whole, as a global array with `sharding`."""
   return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+
+def from_process_local(x: np.ndarray, sharding) -> jax.Array:
+  """This process's share of a global array (its rows of the sharded axis), as the global array:
+  each host passes only what it read (the input pipeline's host-sharded batches)."""
+  return jax.make_array_from_process_local_data(sharding, x)

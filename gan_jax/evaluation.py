@@ -39,70 +39,118 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import configs, distributed
+from gan_jax import configs, distributed, input_pipeline
 from gan_jax.metrics import (StreamingStats, c2st, density_coverage, digit_classifier,
                              frechet_distance, inception, inception_score,
                              kernel_inception_distance, mmd2, mode_metrics, precision_recall)
 
-DIGIT_DATASETS = ('mnist5k', 'digits', 'stacked_mnist', 'mnist')
 FEATURES = ('auto', 'identity', 'digit_classifier', 'inception')
-# metric -> what it needs: 'real' features, all 'fake' features, 'probs', 'centers' (mixtures)
-METRICS = {
-    'modes': ('fake', 'centers'),
-    'stacked_modes': ('probs',),
-    'fid': ('real',),
-    'kid': ('real', 'fake'),
-    'inception_score': ('probs',),
-    'precision_recall': ('real', 'fake'),
-    'density_coverage': ('real', 'fake'),
-    'mmd': ('real', 'fake'),
-    'c2st': ('real', 'fake'),
-}
 KID_SUBSETS, KID_SUBSET_SIZE, PR_K, DC_K, IS_SPLITS = 100, 1000, 3, 5, 10
+
+
+class Inputs(NamedTuple):
+  """What the metrics are computed from (a metric reads only what its `needs` name).
+
+  real: {'features' (N, D), 'mu', 'sigma'} of the reference; fake: (M, D) fake features;
+  probs: (M, C) class probabilities of the fakes; fake_stats: their streamed (mu, sigma);
+  centers, std: the mixture's ('modes'); two_sample_size: MMD and C2ST use the first this many
+  of each set.
+  """
+  real: Optional[dict] = None
+  fake: Optional[np.ndarray] = None
+  probs: Optional[np.ndarray] = None
+  fake_stats: Optional[tuple] = None
+  centers: Optional[np.ndarray] = None
+  std: Optional[float] = None
+  two_sample_size: int = 2500
+
+
+class Metric(NamedTuple):
+  """An eval metric: what it needs ('real' features, all 'fake' features, 'probs', 'centers' of a
+  mixture), the function computing its numbers from `Inputs`, and its part of the protocol
+  stamp as a function of the eval's counts {'n', 'n_real', 'pair', 'centers', 'std'}."""
+  needs: tuple
+  compute: Callable[[Inputs], dict]
+  protocol: Callable[[dict], dict] = lambda counts: {}
+
+
+def _fid(i: Inputs) -> dict:
+  stats = i.fake_stats or StreamingStats.init(i.fake.shape[1]).update(i.fake).finalize()
+  return {'fid': frechet_distance(i.real['mu'], i.real['sigma'], *stats)}
+
+
+def _kid(i: Inputs) -> dict:
+  kid, std = kernel_inception_distance(i.real['features'], i.fake, KID_SUBSETS, KID_SUBSET_SIZE)
+  return {'kid': kid, 'kid_std': std}
+
+
+def _inception_score(i: Inputs) -> dict:
+  score, std = inception_score(i.probs, IS_SPLITS)
+  return {'inception_score': score, 'inception_score_std': std}
+
+
+def _mmd(i: Inputs) -> dict:
+  result = mmd2(i.real['features'][:i.two_sample_size], i.fake[:i.two_sample_size])
+  return {'mmd2': result['mmd2'], 'mmd2_p_value': result['p_value']}
+
+
+def _c2st(i: Inputs) -> dict:
+  result = c2st(i.real['features'][:i.two_sample_size], i.fake[:i.two_sample_size])
+  return {'c2st_accuracy': result['accuracy'], 'c2st_p_value': result['p_value']}
+
+
+def _two_sample_size(counts: dict) -> dict:
+  return {'two_sample_size': min(counts['pair'], counts['n'], counts['n_real'])}
+
+
+METRICS = {
+    'modes': Metric(('fake', 'centers'), lambda i: mode_metrics(i.fake, i.centers, i.std),
+                    lambda c: {'modes': 'PacGAN: nearest mean by std-normalised distance, HQ if '
+                                        '< 3 std',
+                               'num_modes': int(c['centers'].shape[0]), 'std': c['std']}),
+    'stacked_modes': Metric(('probs',), lambda i: digit_classifier.label_modes(
+        np.argmax(i.probs, axis=1), i.probs.shape[1])),
+    'fid': Metric(('real',), _fid),
+    'kid': Metric(('real', 'fake'), _kid, lambda c: {
+        'kid': f'{KID_SUBSETS} subsets of min({KID_SUBSET_SIZE}, n), cubic kernel'}),
+    'inception_score': Metric(('probs',), _inception_score),
+    'precision_recall': Metric(('real', 'fake'),
+                               lambda i: precision_recall(i.real['features'], i.fake, PR_K),
+                               lambda c: {'prdc_k': {'precision_recall': PR_K}}),
+    'density_coverage': Metric(('real', 'fake'),
+                               lambda i: density_coverage(i.real['features'], i.fake, DC_K),
+                               lambda c: {'prdc_k': {'density_coverage': DC_K}}),
+    'mmd': Metric(('real', 'fake'), _mmd, _two_sample_size),
+    'c2st': Metric(('real', 'fake'), _c2st, _two_sample_size),
+}
+
+
+def needs(names) -> set:
+  """What the metrics `names` need together."""
+  return {x for name in names for x in METRICS[name].needs}
 
 
 def compute_metrics(names, real: Optional[dict], fake, probs=None, fake_stats=None,
                     centers=None, std=None, two_sample_size: int = 2500) -> dict:
-  """The metrics `names` (keys of METRICS) of fake features against the real reference.
-
-  Args:
-    real: {'features' (N, D), 'mu', 'sigma'} of the reference (None if no metric needs it).
-    fake: (M, D) fake features (None if no metric needs them).
-    probs: (M, C) class probabilities of the fakes (IS, stacked modes).
-    fake_stats: (mu, sigma) of the fakes (streamed); computed from `fake` if None.
-    centers, std: the mixture's means and std ('modes').
-    two_sample_size: MMD and C2ST use the first this many of each set.
-  """
+  """The metrics `names` (keys of METRICS) of fake features against the real reference; the
+  arguments are those of `Inputs`."""
+  inputs = Inputs(real, fake, probs, fake_stats, centers, std, two_sample_size)
   metrics = {}
-  pair = two_sample_size
   for name in names:
-    if name == 'modes':
-      metrics.update(mode_metrics(fake, centers, std))
-    elif name == 'stacked_modes':
-      metrics.update(digit_classifier.label_modes(np.argmax(probs, axis=1), probs.shape[1]))
-    elif name == 'fid':
-      if fake_stats is None:
-        fake_stats = StreamingStats.init(fake.shape[1]).update(fake).finalize()
-      metrics['fid'] = frechet_distance(real['mu'], real['sigma'], *fake_stats)
-    elif name == 'kid':
-      metrics['kid'], metrics['kid_std'] = kernel_inception_distance(
-          real['features'], fake, KID_SUBSETS, KID_SUBSET_SIZE)
-    elif name == 'inception_score':
-      metrics['inception_score'], metrics['inception_score_std'] = inception_score(probs,
-                                                                                   IS_SPLITS)
-    elif name == 'precision_recall':
-      metrics.update(precision_recall(real['features'], fake, PR_K))
-    elif name == 'density_coverage':
-      metrics.update(density_coverage(real['features'], fake, DC_K))
-    elif name == 'mmd':
-      result = mmd2(real['features'][:pair], fake[:pair])
-      metrics.update(mmd2=result['mmd2'], mmd2_p_value=result['p_value'])
-    elif name == 'c2st':
-      result = c2st(real['features'][:pair], fake[:pair])
-      metrics.update(c2st_accuracy=result['accuracy'], c2st_p_value=result['p_value'])
-    else:
-      raise ValueError(f'unknown metric {name!r}; valid: {", ".join(METRICS)}')
+    metrics.update(configs.lookup(METRICS, 'eval.metrics', name).compute(inputs))
   return metrics
+
+
+def stamp(names, fields: dict, counts: dict) -> dict:
+  """The protocol of an eval record: `fields` (generator, sample counts, data, feature network,
+  reference), then each metric's part, in METRICS order (parts naming one key merge)."""
+  protocol = dict(fields)
+  for name, metric in METRICS.items():
+    if name in names:
+      for key, value in metric.protocol(counts).items():
+        protocol[key] = ({**protocol[key], **value} if isinstance(value, dict) and key in protocol
+                         else value)
+  return protocol
 
 
 def reference(features) -> dict:
@@ -173,13 +221,24 @@ def inception_extractor(weights_path: Optional[str], cache_root: Optional[str] =
                     'resize': 'bilinear to 299×299, grey images tiled to RGB'})
 
 
-def resolve_features(eval_config, data_name: str, is_toy: bool) -> str:
-  """The extractor `config.eval.features` names, with 'auto' resolved."""
+def make_extractor(features: str, eval_config, log=print) -> Extractor:
+  """The feature network `features` ('identity', 'digit_classifier', 'inception') with the
+  options of config.eval (its cache_dir, inception_weights: downloaded once when not given)."""
+  if features == 'identity':
+    return identity_extractor()
+  if features == 'digit_classifier':
+    return digit_extractor(eval_config.get('cache_dir'), log)
+  return inception_extractor(eval_config.get('inception_weights'), eval_config.get('cache_dir'))
+
+
+def resolve_features(eval_config, data_name: str, samples: bool) -> str:
+  """The extractor `config.eval.features` names, with 'auto' resolved (`samples`: the data are
+  low-dimensional samples, compared as they are)."""
   name = eval_config.get('features', 'auto')
   configs.lookup(dict.fromkeys(FEATURES), 'eval.features', name)
   if name == 'auto':
-    return ('identity' if is_toy else
-            'digit_classifier' if data_name in DIGIT_DATASETS else 'inception')
+    return ('identity' if samples else
+            'digit_classifier' if input_pipeline.is_digits(data_name) else 'inception')
   return name
 
 
@@ -196,7 +255,8 @@ class Evaluator:
   Args:
     config: the run's config (eval, data fields are read).
     data: the training dataset (a ToyDataset or an ImageDataset).
-    real_data: the dataset of the reference images (images only; the `real_split` of `data`).
+    real_data: the dataset of the reference images (the `real_split` of `data`), or None: the
+      reference is then fresh draws of `data`'s distribution (`data.sample`, the toys).
     generate: jitted (g_params, g_batch_stats, key, labels, n) -> (n, *sample_shape) samples.
     num_classes: > 0 for a conditional generator (eval labels cycle through the classes).
     batch_sharding: the sharding of a (batch, ...) array over the mesh.
@@ -204,60 +264,49 @@ class Evaluator:
   """
 
   def __init__(self, config, data, real_data, generate, num_classes: int, batch_sharding,
-               eval_key, is_toy: bool, log=print):
+               eval_key, log=print):
     e = config.eval
     self.config, self.data, self.real_data, self.log = config, data, real_data, log
     self.generate, self.num_classes, self.eval_key = generate, num_classes, eval_key
-    self.batch_sharding, self.is_toy = batch_sharding, is_toy
+    self.batch_sharding = batch_sharding
+    self.fresh = real_data is None  # the reference: fresh draws, not images read and cached
+    self.centers, self.std = getattr(data, 'centers', None), getattr(data, 'std', None)
     self.metrics = tuple(e.metrics)
     for metric in self.metrics:
       configs.lookup(METRICS, 'eval.metrics', metric)
-    self.features = resolve_features(e, data.name, is_toy)
+    self.features = resolve_features(e, data.name, self.fresh)
     devices = batch_sharding.mesh.size
     self.batch_size = max(devices, e.get('batch_size', 500) // devices * devices)
-    self._extractor, self._apply, self._real = None, None, {}
-    self._check(e)
+    self._real = {}
+    self._check()
+    # The feature network, built (the digit CNN: trained, once, then cached on disk) now.
+    self.extractor = make_extractor(self.features, e, log) if self.metrics else None
+    self._apply = jax.jit(self.extractor.apply) if self.extractor else None
 
-  def _check(self, e):
+  def _check(self):
     """Every metric/feature/data combination that cannot work, as a ConfigError now."""
-    needs = {n for m in self.metrics for n in METRICS[m]}
-    if 'centers' in needs and (not self.is_toy or self.data.centers is None):
+    need = needs(self.metrics)
+    if 'centers' in need and self.centers is None:
       raise configs.ConfigError(f"config.eval.metrics: 'modes' needs a mixture dataset, and "
                                 f'{self.data.name!r} has no modes; remove it from eval.metrics')
     if 'modes' in self.metrics and self.features != 'identity':
       raise configs.ConfigError("config.eval.metrics: 'modes' counts samples near the mixture's "
                                 "means, so it needs config.eval.features='identity' (or 'auto')")
-    if 'probs' in needs and self.features == 'identity':
+    if 'probs' in need and self.features == 'identity':
       raise configs.ConfigError(
-          f'config.eval.metrics: {", ".join(m for m in self.metrics if "probs" in METRICS[m])} '
+          f'config.eval.metrics: '
+          f'{", ".join(m for m in self.metrics if "probs" in METRICS[m].needs)} '
           f'need class probabilities, which config.eval.features={self.features!r} has not; '
           "use 'digit_classifier' (digits) or 'inception'")
     if 'stacked_modes' in self.metrics and not (self.features == 'digit_classifier' and
                                                 self.data.name == 'stacked_mnist'):
       raise configs.ConfigError("config.eval.metrics: 'stacked_modes' is for data.name="
                                 "'stacked_mnist' with eval.features='digit_classifier'")
-    if self.features == 'digit_classifier' and self.is_toy:
+    if self.features == 'digit_classifier' and self.fresh:
       raise configs.ConfigError("config.eval.features='digit_classifier' needs image data")
-    if self.features == 'inception' and self.metrics:
-      self.extractor  # pylint: disable=pointless-statement  # weights missing: fail now, not later
-
-  @property
-  def extractor(self) -> Extractor:
-    """The feature network, built (or trained, for the digit CNN) on first use."""
-    if self._extractor is None:
-      e = self.config.eval
-      if self.features == 'identity':
-        self._extractor = identity_extractor()
-      elif self.features == 'digit_classifier':
-        self._extractor = digit_extractor(e.get('cache_dir'), self.log)
-      else:
-        self._extractor = inception_extractor(e.get('inception_weights'), e.get('cache_dir'))
-      self._apply = jax.jit(self._extractor.apply)
-    return self._extractor
 
   def _extract(self, x):
     """(features, probs) on host for a device batch x."""
-    self.extractor  # pylint: disable=pointless-statement
     feats, probs = self._apply(x)
     return distributed.to_host(feats), None if probs is None else distributed.to_host(probs)
 
@@ -274,7 +323,7 @@ class Evaluator:
     """{'features' (n, D) float32, 'mu', 'sigma' (float64)} of n reference samples (cached)."""
     if n in self._real:
       return self._real[n]
-    if self.is_toy:  # fresh draws from the true distribution: no features to cache
+    if self.fresh:  # fresh draws from the true distribution: no features to cache
       x = np.asarray(self.data.sample(jax.random.fold_in(self.eval_key, 1 << 20), n))
       self._real[n] = reference(x.reshape(n, -1))
       return self._real[n]
@@ -332,35 +381,25 @@ class Evaluator:
   def __call__(self, g_params, g_batch_stats, n: int, generator: str = 'ema'):
     """(metrics, protocol) of n samples of the generator with these parameters."""
     e = self.config.eval
-    needs = {x for m in self.metrics for x in METRICS[m]}
     if not self.metrics:
       return {}, {}
+    need = needs(self.metrics)
     fake, probs, (mu_f, sigma_f) = self.fake_features(g_params, g_batch_stats, n,
-                                                      keep=bool(needs & {'fake'}))
+                                                      keep='fake' in need)
     n_real, real = None, None
-    if 'real' in needs:
+    if 'real' in need:
       n_real = int(e.get('num_real') or n)
-      if not self.is_toy:
+      if not self.fresh:
         n_real = min(n_real, len(self.real_data))
       real = self.real_reference(n_real)
     pair = int(e.get('two_sample_size', 2500))
-    centers, std = (self.data.centers, self.data.std) if self.is_toy else (None, None)
-    metrics = compute_metrics(self.metrics, real, fake, probs, (mu_f, sigma_f), centers, std,
-                              pair)
-    protocol = {'generator': generator, 'num_samples': n, 'data': self.config.data.name,
-                'eval_noise': 'fixed: batch i from fold_in(eval_key, i)',
-                **self.extractor.protocol}
+    metrics = compute_metrics(self.metrics, real, fake, probs, (mu_f, sigma_f), self.centers,
+                              self.std, pair)
+    fields = {'generator': generator, 'num_samples': n, 'data': self.config.data.name,
+              'eval_noise': 'fixed: batch i from fold_in(eval_key, i)', **self.extractor.protocol}
     if n_real is not None:
-      protocol.update(num_real=n_real, real=('fresh draws' if self.is_toy else
-                                             e.get('real_split') or
-                                             self.config.data.get('split', 'train')))
-    if 'modes' in self.metrics:
-      protocol.update(modes='PacGAN: nearest mean by std-normalised distance, HQ if < 3 std',
-                      num_modes=int(self.data.centers.shape[0]), std=self.data.std)
-    if 'kid' in self.metrics:
-      protocol['kid'] = f'{KID_SUBSETS} subsets of min({KID_SUBSET_SIZE}, n), cubic kernel'
-    if {'precision_recall', 'density_coverage'} & set(self.metrics):
-      protocol['prdc_k'] = {'precision_recall': PR_K, 'density_coverage': DC_K}
-    if {'mmd', 'c2st'} & set(self.metrics):
-      protocol['two_sample_size'] = min(pair, n, n_real)
-    return metrics, protocol
+      fields.update(num_real=n_real, real=('fresh draws' if self.fresh else
+                                           e.get('real_split') or
+                                           self.config.data.get('split', 'train')))
+    return metrics, stamp(self.metrics, fields, {'n': n, 'n_real': n_real, 'pair': pair,
+                                                 'centers': self.centers, 'std': self.std})

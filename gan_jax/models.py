@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from gan_jax import image_models, layers
-from gan_jax.image_models import check_choice
+from gan_jax.configs import check_choice
 
 ACTIVATIONS = {
     'relu': nn.relu,
@@ -120,9 +120,11 @@ class MLPAutoencoderDiscriminator(nn.Module):
 class Ensemble(nn.Module):
   """Discriminators side by side on the same input: output (B, K), member k in column k.
 
-  Seed document 002 (ensembles of discriminators): members of increasing capacity give G
-  gradients early (the simple ones) and a precise solution late (the strong ones); the sum of
-  their losses measures training progress. The steps sum the members' losses.
+  Ensembles of discriminators as in M. Borisyak, "Generative Adversarial Networks" (HSE lecture,
+  training tricks): members of increasing capacity give G gradients early (the simple ones) and
+  a precise solution late (the strong ones); the sum of their losses measures training progress.
+  The steps sum the members' losses (cf. Durugkar et al. 2017, "Generative Multi-Adversarial
+  Networks", arXiv:1611.01673).
   """
   members: Sequence[nn.Module]
 

@@ -4,7 +4,9 @@ Pairs are formed in one of three ways (`pairs`):
 
   inpaint    target: an image of any source; input: the same image with one half (`mask`:
              'bottom', 'top', 'left' or 'right') replaced by 0, mid-grey, so the hole differs
-             from the background (-1). The seeds' inpainting example: a masked half -> the whole.
+             from the background (-1). The inpainting example of the GAN as an auxiliary loss
+             (M. Borisyak, "Generative Adversarial Networks", HSE lecture; Isola et al. 2017,
+             arXiv:1611.07004): a masked half -> the whole.
   colorize   target: an RGB image; input: its luma Y = 0.299 R + 0.587 G + 0.114 B (ITU-R
              BT.601), one channel. Weights summing to 1 keep [-1, 1] in [-1, 1]. On Stacked
              MNIST (three digits as R, G, B) the colours cannot be read off the grey image where
@@ -39,6 +41,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 import numpy as np
 
 from gan_jax import input_pipeline
+from gan_jax.configs import check_choice
 
 PAIRS = ('inpaint', 'colorize', 'native')
 MASKS = ('bottom', 'top', 'left', 'right')
@@ -46,15 +49,10 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601
 MASK_FILL = 0.0  # mid-grey in [-1, 1]
 
 
-def _check(kind, value, choices):
-  if value not in choices:
-    raise ValueError(f'unknown {kind} {value!r}; valid choices: {", ".join(choices)}')
-
-
 def inpaint_input(images: np.ndarray, mask: str = 'bottom') -> np.ndarray:
   """(B, H, W, C) images with the `mask` half (rows or columns [size // 2:] for bottom/right,
   [:size // 2] for top/left) set to MASK_FILL."""
-  _check('mask', mask, MASKS)
+  check_choice('mask', mask, MASKS)
   x = np.array(images, np.float32, copy=True)
   h, w = x.shape[1:3]
   rows = {'bottom': np.s_[h // 2:], 'top': np.s_[:h // 2]}.get(mask, np.s_[:])
@@ -139,8 +137,8 @@ class PairedDataset:
 
   def __init__(self, images: input_pipeline.ImageDataset, pairs: str, mask: str = 'bottom',
                input_channels: int = 0):
-    _check('pairs', pairs, PAIRS)
-    _check('mask', mask, MASKS)
+    check_choice('pairs', pairs, PAIRS)
+    check_choice('mask', mask, MASKS)
     self.images, self.pairs, self.mask = images, pairs, mask
     self.name = images.name
     h, w, c = images.image_shape
@@ -189,7 +187,7 @@ def get(name: str, pairs: str, split: str = 'train', mask: str = 'bottom',
   stacked_mnist; data_dir, download for tfds). Raises ValueError (a bad name or option) or
   `input_pipeline.DatasetUnavailable`.
   """
-  _check('pairs', pairs, PAIRS)
+  check_choice('pairs', pairs, PAIRS)
   if pairs == 'native':
     if not (input_key and target_key):
       raise ValueError("pairs='native' needs input_key and target_key, the names of two image "

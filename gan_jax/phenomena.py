@@ -1,4 +1,7 @@
-"""The seed documents' phenomena as experiments, measured with the library's own pure steps.
+"""The phenomena that GAN lectures teach, as experiments measured with the library's own pure steps.
+
+The lectures: S. Ermon and A. Grover, "Deep Generative Models", lecture 9 (Stanford CS236), and
+M. Borisyak, "Generative Adversarial Networks" (Machine Learning and Data Mining course, HSE).
 
 Each phenomenon trains with `steps.d_step` / `steps.g_step` / `steps.train_call` (jitted, many
 small steps fused in `lax.scan`, keys threaded by hand), writes its PNG plot(s) and the measured
@@ -7,12 +10,14 @@ numbers (results.json; mode_collapse also metrics.jsonl) into the workdir, and r
 * `optimal_discriminator`: D trained against fixed Gaussians q, against D* = p/(p+q); its loss
   against log 4 - 2·JSD(p, q) as q approaches p (Goodfellow et al. 2014, Prop. 1 and Thm. 1).
 * `vanishing_gradients`: ‖∇_θ L_G‖ of the saturating and the non-saturating G loss against
-  D(G(z)) while D gets better, G frozen at several training stages (seed 000, figures 4 and 5;
-  Arjovsky & Bottou 2017, arXiv:1701.04862, figures 2 and 3).
+  D(G(z)) while D gets better, G frozen at several training stages (CS236 lecture 9: G's loss
+  and gradient against D(G(z)); Goodfellow et al. 2014, sec. 3; Arjovsky & Bottou 2017,
+  arXiv:1701.04862, figures 2 and 3).
 * `critic_vs_discriminator`: a sigmoid D and WGAN critics trained on two far-apart Gaussians,
   their outputs and gradients over the line (Arjovsky et al. 2017, arXiv:1701.07875, figure 2).
 * `mode_collapse`: a plain GAN on 16 Gaussians, sample snapshots and a step × mode map of which
-  modes are covered (mode collapse and hopping, seed 000), against a recipe that covers them all.
+  modes are covered (mode collapse and hopping, CS236 lecture 9), against a recipe that covers
+  them all.
 
 A config has `task = 'phenomenon'` and a `phenomenon` section: `name` (a key of PHENOMENA) and
 the keyword options of that function. The rest of the config (data, model, objective, optim, seed)

@@ -17,6 +17,21 @@ class NetState(flax.struct.PyTreeNode):
   batch_stats: Any  # {} when the network has no BatchNorm
   opt_state: Any
 
+  def apply_gradients(self, tx: optax.GradientTransformation, grads,
+                      batch_stats=None) -> 'NetState':
+    """One optimizer step: `tx`'s update of `grads` applied to the params, with the statistics
+    of the forward pass that gave the gradients (`batch_stats`; None keeps the current ones)."""
+    updates, opt_state = tx.update(grads, self.opt_state, self.params)
+    return NetState(optax.apply_updates(self.params, updates),
+                    self.batch_stats if batch_stats is None else batch_stats, opt_state)
+
+
+def ema_update(ema, params, decay: float):
+  """decay · ema + (1 - decay) · params, leaf by leaf: the EMA of a network's parameters
+  (Yazıcı et al. 2019, "The Unusual Effectiveness of Averaging in GAN Training",
+  arXiv:1806.04498)."""
+  return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
+
 
 class GANState(flax.struct.PyTreeNode):
   """Everything that changes during training.
@@ -66,6 +81,16 @@ def init_net(module, tx, key, example_input, example_labels=None) -> NetState:
   params = variables['params']
   return NetState(params=params, batch_stats=variables.get('batch_stats', {}),
                   opt_state=tx.init(params))
+
+
+def init_gan_state(key, generator, g_tx, g_input, discriminator, d_tx, d_input,
+                   labels=None) -> GANState:
+  """Both networks initialised on example inputs (and labels, if conditional), their
+  optimizers, and the EMA copy of G: the state at step 0."""
+  g_key, d_key = jax.random.split(key)
+  g = init_net(generator, g_tx, g_key, g_input, labels)
+  d = init_net(discriminator, d_tx, d_key, d_input, labels)
+  return GANState(step=zeros_step(), g=g, d=d, g_ema=jax.tree.map(jnp.copy, g.params))
 
 
 def zeros_step() -> jax.Array:

@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax import configs, losses, models, penalties, state as state_lib
+from gan_jax import configs, experiment, losses, models, penalties, precision
+from gan_jax import state as state_lib
 from gan_jax import tricks as tricks_lib
 
 
@@ -56,12 +57,12 @@ def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
   `num_classes` is the data's; the networks get it when config.model.g/d ask for conditioning.
   """
   tricks = tricks_lib.from_config(config)
-  objective = configs.choose(losses.get, 'objective', config.objective)
+  parts = experiment.adversarial_parts(config, *_updates(tricks, config.optim.n_critic))
   if tricks.label_smoothing != 1.0:
-    objective = configs.call(losses.one_sided_label_smoothing,
-                             f'tricks.label_smoothing (with objective {config.objective.name!r})',
-                             objective, tricks.label_smoothing)
-  penalty = configs.choose(penalties.get, 'penalty', config.penalty, skip=('weight',))
+    parts['objective'] = configs.call(
+        losses.one_sided_label_smoothing,
+        f'tricks.label_smoothing (with objective {config.objective.name!r})', parts['objective'],
+        tricks.label_smoothing)
   m, o = config.model, config.optim
   g_cls = configs.lookup(models.GENERATORS, 'model.generator', m.generator)
   d_cls = configs.lookup(models.DISCRIMINATORS, 'model.discriminator', m.discriminator)
@@ -79,47 +80,24 @@ def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
     discriminator = models.Ensemble(tuple(
         configs.construct(d_cls, 'model.d', **extra, **{**m.d, 'hidden': hidden})
         for hidden in tricks.ensemble))
-  # D updates per iteration, for the length of a decaying lr schedule (the adaptive schedule's
-  # D loop runs at most max_d_steps).
-  d_updates = tricks.adaptive.max_d_steps if tricks.adaptive else o.n_critic
-  g_updates = tricks.adaptive.max_g_steps if tricks.adaptive else 1
-  g_tx = configs.call(state_lib.make_optimizer, 'optim.g_optimizer', o.g_optimizer, o.g_lr,
-                      o.betas, o.lr_schedule, decay_steps(config) * g_updates)
-  d_tx = configs.call(state_lib.make_optimizer, 'optim.d_optimizer', o.d_optimizer, o.d_lr,
-                      o.betas, o.lr_schedule, decay_steps(config) * d_updates)
   return GAN(
-      generator=generator, discriminator=discriminator, g_tx=g_tx,
-      d_tx=optax.chain(d_tx, penalty.d_transform), objective=objective, penalty=penalty,
-      penalty_weight=float(config.penalty.weight), z_dim=int(m.z_dim), num_classes=num_classes,
-      acgan=acgan, batch_size=int(config.data.batch_size), n_critic=int(o.n_critic),
-      ema_decay=float(o.ema_decay), data_shape=tuple(data_shape), sample_data=sample_data,
+      generator=generator, discriminator=discriminator, z_dim=int(m.z_dim),
+      num_classes=num_classes, acgan=acgan, batch_size=int(config.data.batch_size),
+      n_critic=int(o.n_critic), data_shape=tuple(data_shape), sample_data=sample_data,
       shard_batch=shard_batch, tricks=tricks,
-      d_mixes_examples=bool(m.d.get('minibatch_discrimination', 0)),
-      compute_dtype=compute_dtype(config))
+      d_mixes_examples=bool(m.d.get('minibatch_discrimination', 0)), **parts)
 
 
-def decay_steps(config) -> int:
-  """Iterations over which a decaying lr schedule runs: config.optim.decay_steps, which the loop
-  fixes at the run's first start (so a resume with more train.steps keeps the schedule), else
-  config.train.steps."""
-  return int(config.optim.get('decay_steps', None) or config.train.steps)
+def _updates(tricks, n_critic: int) -> tuple:
+  """(G updates, D updates) per iteration, at most (the adaptive loops run up to their caps)."""
+  a = tricks.adaptive
+  return (a.max_g_steps, a.max_d_steps) if a else (1, int(n_critic))
 
 
 def learning_rates(gan: GAN, config, step: int) -> dict:
   """{'g_lr', 'd_lr'} of the optimizers after `step` iterations (n_critic D updates and one G
   update each; under the adaptive schedule, as if each loop ran to its cap), for the logs."""
-  o, a = config.optim, gan.tricks.adaptive
-  d_updates, g_updates = (a.max_d_steps, a.max_g_steps) if a else (gan.n_critic, 1)
-  length = decay_steps(config)
-  return {'g_lr': state_lib.learning_rate(o.g_lr, o.lr_schedule, length * g_updates,
-                                          step * g_updates),
-          'd_lr': state_lib.learning_rate(o.d_lr, o.lr_schedule, length * d_updates,
-                                          step * d_updates)}
-
-
-def compute_dtype(config):
-  """The dtype of config.train.dtype ('float32' when absent); a bad name is a ConfigError."""
-  return configs.lookup(COMPUTE_DTYPES, 'train.dtype', config.train.get('dtype', 'float32'))
+  return experiment.learning_rates(config, step, *_updates(gan.tricks, gan.n_critic))
 
 
 def _check_tricks(tricks, config, d_cls, conditional: bool, acgan: bool) -> None:
@@ -150,67 +128,16 @@ def _check_tricks(tricks, config, d_cls, conditional: bool, acgan: bool) -> None
 
 def create_state(gan: GAN, key: jax.Array) -> state_lib.GANState:
   """Initialises both networks, their optimizers and the EMA copy of G."""
-  g_key, d_key = jax.random.split(key)
-  z = jnp.zeros((1, gan.z_dim))
-  x = jnp.zeros((1,) + d_input_shape(gan))
   labels = jnp.zeros((1,), jnp.int32) if gan.num_classes else None
-  g = state_lib.init_net(gan.generator, gan.g_tx, g_key, z, labels)
-  d = state_lib.init_net(gan.discriminator, gan.d_tx, d_key, x, labels)
-  return state_lib.GANState(step=state_lib.zeros_step(), g=g, d=d,
-                            g_ema=jax.tree.map(jnp.copy, g.params))
-
-
-# Mixed precision (config.train.dtype): parameters, optimizer state and BatchNorm statistics stay
-# float32; each network call casts its parameters and inputs to the compute dtype and its outputs
-# back to float32, so every loss, penalty and update is computed in float32 and gradients reach
-# the float32 parameters through the casts (Micikevicius et al. 2018, "Mixed Precision
-# Training", arXiv:1710.03740; bfloat16 has float32's exponent range, so no loss scaling).
-COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
-
-
-def _cast_floats(tree, dtype):
-  """Every floating-point leaf of `tree` as `dtype`; other leaves as they are."""
-  return jax.tree.map(
-      lambda x: x.astype(dtype) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else x, tree)
-
-
-def _compute_stats(batch_stats, dtype):
-  """The statistics a network reads in `dtype`, except BatchNorm's running mean and variance:
-  they stay float32, since flax updates them in float32 (m·old + (1 - m)·batch) and a bfloat16
-  copy would round the old value at every step. Spectral norm's u and σ are cast, so W/σ(W)
-  keeps the compute dtype."""
-  def cast(path, x):
-    name = getattr(path[-1], 'key', None)
-    return x if name in ('mean', 'var') else x.astype(dtype)
-  return jax.tree_util.tree_map_with_path(cast, batch_stats)
-
-
-def _stored_like(new, old):
-  """Updated statistics back in the dtypes they are stored in."""
-  return jax.tree.map(lambda n, o: n.astype(o.dtype), new, old)
-
-
-def _compute_inputs(params, batch_stats, x, dtype):
-  """(variables, x) of a network call computing in `dtype`."""
-  if dtype == jnp.float32:
-    variables = {'params': params}
-  else:
-    variables, x = {'params': _cast_floats(params, dtype)}, _cast_floats(x, dtype)
-  if batch_stats:
-    variables['batch_stats'] = (batch_stats if dtype == jnp.float32 else
-                                _compute_stats(batch_stats, dtype))
-  return variables, x
+  return state_lib.init_gan_state(key, gan.generator, gan.g_tx, jnp.zeros((1, gan.z_dim)),
+                                  gan.discriminator, gan.d_tx,
+                                  jnp.zeros((1,) + d_input_shape(gan)), labels)
 
 
 def apply_net(module, params, batch_stats, x, labels, train: bool, dtype=jnp.float32):
-  """Runs `module` computing in `dtype`; returns (float32 output, batch_stats), the statistics
-  (BatchNorm's, spectral norm's power-iteration vectors) updated when training."""
-  variables, x = _compute_inputs(params, batch_stats, x, dtype)
-  if batch_stats:
-    if train:
-      out, updates = module.apply(variables, x, labels, train=True, mutable=['batch_stats'])
-      return _cast_floats(out, jnp.float32), _stored_like(updates['batch_stats'], batch_stats)
-  return _cast_floats(module.apply(variables, x, labels, train=train), jnp.float32), batch_stats
+  """Runs `module` computing in `dtype` (gan_jax/precision.py); returns (float32 output,
+  batch_stats), the statistics updated when training."""
+  return precision.apply(module, params, batch_stats, x, labels, train, dtype)[:2]
 
 
 def d_input_shape(gan: GAN) -> tuple:
@@ -233,21 +160,10 @@ def run_d(gan: GAN, params, batch_stats, x, labels, train: bool, features: bool 
   out: (N,), or (N, K) for an ensemble of K; class_logits: (N, C) under AC-GAN, else None;
   stats: updated when training; features: the feature arrays D sows ([] unless asked).
   """
-  variables, x = _compute_inputs(params, batch_stats, x, gan.compute_dtype)
-  mutable = []
-  if batch_stats and train:
-    mutable.append('batch_stats')
-  if features:
-    mutable.append('intermediates')
-  if mutable:
-    out, updates = gan.discriminator.apply(variables, x, labels, train=train, mutable=mutable)
-  else:
-    out, updates = gan.discriminator.apply(variables, x, labels, train=train), {}
-  out = _cast_floats(out, jnp.float32)
-  stats = (_stored_like(updates['batch_stats'], batch_stats) if 'batch_stats' in updates
-           else batch_stats)
-  feats = (_cast_floats(jax.tree.leaves(updates['intermediates']), jnp.float32)
-           if 'intermediates' in updates else [])
+  out, stats, collected = precision.apply(gan.discriminator, params, batch_stats, x, labels,
+                                          train, gan.compute_dtype,
+                                          ('intermediates',) if features else ())
+  feats = jax.tree.leaves(collected['intermediates']) if 'intermediates' in collected else []
   if gan.acgan:
     return out[:, 0], out[:, 1:], stats, feats
   return out, None, stats, feats
@@ -340,7 +256,7 @@ def d_update(gan: GAN, d: state_lib.NetState, real, fake, real_labels, fake_labe
     loss = objective + gan.penalty_weight * penalty
     metrics = {'d_loss': loss, 'd_objective': objective, 'd_penalty': penalty,
                'd_real': jnp.mean(real_out), 'd_fake': jnp.mean(fake_out)}
-    if gan.tricks.ensemble:  # d_objective is their sum: seed 002's measure of progress
+    if gan.tricks.ensemble:  # d_objective is their sum: the ensemble's measure of progress
       metrics.update({f'd_objective_{k}': v for k, v in enumerate(objectives)})
     if gan.acgan:
       metrics['d_class_loss'] = (_class_loss(real_cls, real_labels) +
@@ -350,8 +266,7 @@ def d_update(gan: GAN, d: state_lib.NetState, real, fake, real_labels, fake_labe
     return loss, (stats, metrics)
 
   grads, (stats, metrics) = jax.grad(loss_fn, has_aux=True)(d.params)
-  updates, opt_state = gan.d_tx.update(grads, d.opt_state, d.params)
-  d = state_lib.NetState(optax.apply_updates(d.params, updates), stats, opt_state)
+  d = d.apply_gradients(gan.d_tx, grads, stats)
   metrics['d_grad_norm'] = optax.tree.norm(grads)
   return d, metrics
 
@@ -453,15 +368,13 @@ def g_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
     return loss, (stats, metrics)
 
   grads, (stats, metrics) = jax.grad(loss_fn, has_aux=True)(state.g.params)
-  updates, opt_state = gan.g_tx.update(grads, state.g.opt_state, state.g.params)
-  g = state_lib.NetState(optax.apply_updates(state.g.params, updates), stats, opt_state)
+  g = state.g.apply_gradients(gan.g_tx, grads, stats)
   metrics['g_grad_norm'] = optax.tree.norm(grads)
   return state.replace(g=g), metrics
 
 
 def _ema_and_count(gan: GAN, state: state_lib.GANState) -> state_lib.GANState:
-  decay = gan.ema_decay
-  g_ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.g_ema, state.g.params)
+  g_ema = state_lib.ema_update(state.g_ema, state.g.params, gan.ema_decay)
   return state.replace(step=state.step + 1, g_ema=g_ema)
 
 
@@ -495,7 +408,8 @@ def train_iteration(gan: GAN, state: state_lib.GANState, batch: Optional[jax.Arr
 
 def adaptive_iteration(gan: GAN, state: state_lib.GANState, batch: Optional[dict], data_key,
                        d_key, g_key):
-  """Seed document 002's schedule in one jitted iteration, with the game's value L = D's objective:
+  """The adaptive schedule (M. Borisyak, "Generative Adversarial Networks", HSE lecture, training
+  tricks) in one jitted iteration, with the game's value L = D's objective:
 
       do D step while L > c1 (at most max_d_steps);  then  do G step while L < c2 (at most
       max_g_steps);  then the EMA update.

@@ -1,5 +1,7 @@
-"""The training loop: the only impure code. Builds the run from a config, then repeats
-`state, metrics = train_call(state, loop_key)` with logging, evaluation, plots and checkpoints.
+"""The training loop: the only impure code, and it knows no task. Given a config and a factory
+of experiments (gan_jax/tasks.py: `make_experiment`, the one dispatch on config.task), it builds
+the run, then repeats `state, metrics = train_fn(n)(state, loop_key, *batches)` with logging,
+evaluation, plots and checkpoints, through the interface of gan_jax/experiment.py.
 
 Host syncs happen only at log/eval/checkpoint boundaries: between them the loop only enqueues
 jitted calls. A run is resumable (same workdir → continue from the latest checkpoint), SIGTERM
@@ -7,20 +9,16 @@ saves and exits cleanly, and a non-finite loss stops the run naming the step, ke
 good checkpoint.
 """
 import contextlib
-import functools
 import json
 import os
 import signal
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from gan_jax import checkpoints, configs, distributed, evaluation, input_pipeline, logs, plots
-from gan_jax import sharding, steps, workdir as workdir_lib
-from gan_jax import pix2pix, toy_data
+from gan_jax import checkpoints, configs, distributed, logs, workdir as workdir_lib
 
 GENERATOR_KINDS = ('ema', 'raw')
 
@@ -63,176 +61,6 @@ class _Preemption:
     self._previous = {}
 
 
-def load_data(data_config):
-  """The dataset named by config.data: a toy distribution (sampled in-jit) or an image dataset."""
-  name = data_config.name
-  if name in toy_data.DATASETS:
-    return configs.choose(toy_data.get, 'data', data_config, skip=('batch_size',))
-  valid = dict.fromkeys(list(toy_data.DATASETS) + list(input_pipeline.DATASETS))
-  configs.lookup(valid, 'data.name', name)
-  options = {k: v for k, v in data_config.items() if k not in ('name', 'batch_size')}
-  try:
-    return input_pipeline.get(name, **options)
-  except input_pipeline.DatasetUnavailable as e:  # already one sentence saying what to do
-    raise configs.ConfigError(str(e)) from None
-  except (ValueError, TypeError) as e:
-    raise configs.ConfigError(f'config.data: {e}') from None
-
-
-class Experiment:
-  """A config resolved into data, mesh, GAN spec, keys and jitted functions."""
-
-  def __init__(self, config, devices=None):
-    configs.check(config)
-    self.config = config
-    self.data = load_data(config.data)
-    self.is_toy = isinstance(self.data, toy_data.ToyDataset)
-    self.mesh = sharding.make_mesh(devices)
-    configs.check_batch_split(config.data.batch_size, self.mesh.size)
-    for kind in config.eval.generators:
-      configs.lookup(dict.fromkeys(GENERATOR_KINDS), 'eval.generators', kind)
-    if self.is_toy:
-      self.gan = steps.build_gan(config, (self.data.dim,), self.data.sample,
-                                 sharding.batch_constraint(self.mesh))
-    else:
-      self.gan = steps.build_gan(config, self.data.image_shape, None,
-                                 sharding.batch_constraint(self.mesh), self.data.num_classes)
-    self.repl = sharding.replicated(self.mesh)
-    # Host-fed batches (num_steps, n_critic, B, ...) are split along B.
-    self.batch_sharding = jax.sharding.NamedSharding(
-        self.mesh, jax.sharding.PartitionSpec(None, None, sharding.DATA_AXIS))
-    self.init_key, self.loop_key, self.eval_key = jax.random.split(jax.random.key(config.seed), 3)
-    configs.call(lambda: jax.eval_shape(functools.partial(steps.create_state, self.gan),
-                                        self.init_key), 'model')
-    self._train_fns = {}
-    self.evaluator = evaluation.Evaluator(
-        config, self.data, self._real_data(), self._sample, self.gan.num_classes,
-        sharding.batch_sharded(self.mesh), self.eval_key, self.is_toy, log=tqdm.write)
-
-  def _real_data(self):
-    """The reference images of the eval metrics: config.eval.real_split of the data (or None)."""
-    split = self.config.eval.get('real_split')
-    if self.is_toy or not split or split == self.config.data.get('split'):
-      return None if self.is_toy else self.data
-    data_config = self.config.data.copy_and_resolve_references()
-    data_config.split = split
-    return load_data(data_config)
-
-  def init_state(self):
-    create = jax.jit(functools.partial(steps.create_state, self.gan), out_shardings=self.repl)
-    return create(self.init_key)
-
-  def learning_rates(self, step: int) -> dict:
-    """{'g_lr', 'd_lr'} after `step` iterations (n_critic D updates and one G update each; under
-    the adaptive schedule, as if each loop ran to its cap)."""
-    return steps.learning_rates(self.gan, self.config, step)
-
-  def train_fn(self, num_steps: int):
-    """The jitted `train_call` for `num_steps` iterations: state replicated and donated.
-
-    Called as fn(state, loop_key) for toy data, fn(state, loop_key, batches) for host-fed data.
-    """
-    if num_steps not in self._train_fns:
-      in_shardings = (self.repl, self.repl) + (() if self.is_toy else (self.batch_sharding,))
-      self._train_fns[num_steps] = jax.jit(
-          functools.partial(steps.train_call, self.gan, num_steps=num_steps),
-          in_shardings=in_shardings, out_shardings=(self.repl, self.repl), donate_argnums=0)
-    return self._train_fns[num_steps]
-
-  def batch_stream(self, start_step: int):
-    """`take(n)`: the real batches of the next n iterations, from iteration `start_step` on.
-
-    None for toy data (drawn in-jit). For images, each call reads this host's share of the
-    stream and returns the global {'x': (n, n_critic, B, H, W, C), 'label': (n, n_critic, B)}
-    arrays, sharded along B; jitted calls run asynchronously, so reading overlaps compute.
-    """
-    if self.is_toy:
-      return None
-    n_critic = self.config.optim.n_critic
-    stream = self.data.batches(self.config.data.batch_size, seed=self.config.seed,
-                               start_step=start_step * n_critic,
-                               process_index=jax.process_index(),
-                               process_count=jax.process_count())
-
-    def take(n):
-      local = [next(stream) for _ in range(n * n_critic)]
-      stack = lambda k: np.stack([b[k] for b in local]).reshape(
-          (n, n_critic) + local[0][k].shape)
-      batch = {'x': stack('image'), 'label': stack('label')}
-      return {k: jax.make_array_from_process_local_data(self.batch_sharding, v)
-              for k, v in batch.items()}
-
-    return take
-
-  @functools.cached_property
-  def _sample(self):
-    gan = self.gan
-
-    def sample(params, stats, key, labels, n):
-      return steps.generate(gan, params, stats, steps.sample_z(gan, key, n), labels)
-
-    return jax.jit(sample, static_argnums=4)
-
-  @functools.cached_property
-  def _discriminate(self):
-    gan = self.gan
-    return jax.jit(lambda d, x: steps.discriminate(gan, d.params, d.batch_stats, x, None,
-                                                   train=False)[0])
-
-  def samples(self, state, kind: str, n: int, labels=None):
-    """n samples of the `kind` ('ema' or 'raw') generator from the fixed eval noise."""
-    params = state.g_ema if kind == 'ema' else state.g.params
-    if self.gan.num_classes and labels is None:
-      labels = np.arange(n) % self.gan.num_classes
-    labels = None if labels is None else jnp.asarray(labels, jnp.int32)
-    return distributed.to_host(self._sample(params, state.g.batch_stats, self.eval_key, labels, n))
-
-  def evaluate(self, state, n: int) -> list:
-    """[(kind, metrics, protocol)] for each generator in config.eval.generators."""
-    results = []
-    for kind in self.config.eval.generators:
-      params = state.g_ema if kind == 'ema' else state.g.params
-      metrics, protocol = self.evaluator(params, state.g.batch_stats, n, kind)
-      results.append((kind, metrics, protocol))
-    return results
-
-  def plot(self, state, path: str, title: str):
-    """Writes the eval figure to `path` (process 0); returns the image grid (for TensorBoard).
-
-    Every process calls it (sampling is a collective); only process 0 draws and writes.
-    """
-    if not self.is_toy:
-      return self._plot_images(state, path, title)
-    n = self.config.eval.num_samples
-    kind = self.config.eval.generators[0] if self.config.eval.generators else 'ema'
-    fake = self.samples(state, kind, n)
-    if not distributed.is_main():
-      return None
-    real = np.asarray(self.data.sample(jax.random.fold_in(self.eval_key, 1), n))
-    d_local = jax.device_get(state.d)  # a host copy: D's contour is drawn by this process alone
-    d_fn = lambda x: self._discriminate(d_local, jnp.asarray(x))
-    plots.plot_toy(path, real, fake, d_fn, f'{title} ({kind} generator)')
-    return None
-
-  def _plot_images(self, state, path: str, title: str):
-    """A fixed-noise sample grid per generator (EMA beside raw); conditional: a row per class."""
-    classes = self.gan.num_classes
-    rows = classes if 0 < classes <= 20 else 8
-    labels = np.repeat(np.arange(rows), 8) % classes if classes else None
-    grids = [(kind, plots.image_grid(self.samples(state, kind, rows * 8, labels), 8))
-             for kind in (self.config.eval.generators or ('ema',))]
-    if distributed.is_main():
-      plots.save_image_panels(path, grids, title)
-    return grids[0][1]
-
-
-def make_experiment(config, devices=None):
-  """The experiment object for config.task: 'gan' (the default) or 'pix2pix'."""
-  task = config.get('task', 'gan')
-  experiments = {'gan': Experiment, 'pix2pix': pix2pix.Pix2PixExperiment}
-  return configs.lookup(experiments, 'task', task)(config, devices)
-
-
 def _write_eval(writer, step: int, results: list, log) -> list:
   """Writes and prints the eval records [(generator kind, metrics, protocol)] that have metrics."""
   records = []
@@ -253,21 +81,40 @@ def _first_nonfinite(records: list):
   return None
 
 
-def _resume_point(ckpts, state, workdir: str, log):
-  """(state, step, restored): the latest readable checkpoint's state, or the initial one."""
-  restored = ckpts.restore_latest(state, log)
-  state = state if restored is None else restored
+def _resume_point(exp, config, ckpts, workdir: str, log):
+  """(state, step): the latest readable checkpoint's state, or the initial one; on process 0,
+  the workdir brought to that step (run.json's device counts, metrics.jsonl cut back), with a
+  line for each thing the user should know before training starts."""
+  initial = exp.init_state()
+  restored = ckpts.restore_latest(initial, log)
+  state = initial if restored is None else restored
   step = int(jax.device_get(state.step))
   if restored is not None:
     log(f'resuming from the checkpoint of step {step} in {ckpts.directory}')
-  return state, step, restored is not None
+  if distributed.is_main():
+    workdir_lib.check_devices(workdir, exp.mesh.size, jax.process_count(), restored is not None,
+                              log)
+    dropped = logs.truncate(workdir, step)
+    if dropped:
+      log(f'metrics.jsonl: dropped {dropped} line(s) written after step {step} (where this run '
+          'resumes) or torn by a kill')
+  t, decay = config.train, config.optim.get('decay_steps')
+  if step >= t.steps:
+    log(f'the run in {workdir} is already complete (step {step}, config.train.steps={t.steps}); '
+        'raise --config.train.steps to train on, or pass --overwrite to start over')
+  if (config.optim.get('lr_schedule', 'constant') != 'constant' and decay is not None and
+      t.steps > decay):
+    log(f'note: the lr schedule ends at step {decay} (config.optim.decay_steps, fixed at the '
+        f'run\'s first start); steps past it train at its final lr')
+  return state, step
 
 
-def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=None,
-                       log=tqdm.write) -> dict:
+def train_and_evaluate(config, workdir: str, make_experiment, overwrite: bool = False,
+                       devices=None, log=tqdm.write) -> dict:
   """Trains `config` in `workdir` (resuming from its latest checkpoint); returns the last records.
 
-  The workdir is locked for the whole run. Returns {'train': last train record, 'eval': [last
+  `make_experiment(config, devices)` builds the task's experiment (gan_jax/experiment.py). The
+  workdir is locked for the whole run. Returns {'train': last train record, 'eval': [last
   eval records], 'preempted': bool}.
   """
   main = distributed.is_main()
@@ -288,24 +135,10 @@ def _train(exp, config, workdir: str, log) -> dict:
   t = config.train
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), t.keep)
   try:
-    state, step, resumed = _resume_point(ckpts, exp.init_state(), workdir, log)
+    state, step = _resume_point(exp, config, ckpts, workdir, log)
   except BaseException:
     ckpts.close()
     raise
-  if main:
-    workdir_lib.check_devices(workdir, exp.mesh.size, jax.process_count(), resumed, log)
-    dropped = logs.truncate(workdir, step)
-    if dropped:
-      log(f'metrics.jsonl: dropped {dropped} line(s) written after step {step} (where this run '
-          'resumes) or torn by a kill')
-  if step >= t.steps:
-    log(f'the run in {workdir} is already complete (step {step}, config.train.steps={t.steps}); '
-        'raise --config.train.steps to train on, or pass --overwrite to start over')
-  decay = config.optim.get('decay_steps')
-  if (config.optim.get('lr_schedule', 'constant') != 'constant' and decay is not None and
-      t.steps > decay):
-    log(f'note: the lr schedule ends at step {decay} (config.optim.decay_steps, fixed at the '
-        f'run\'s first start); steps past it train at its final lr')
   writer = logs.MetricWriter(workdir, enabled=main)
   take_batches = exp.batch_stream(step)
   examples_per_step = config.data.batch_size * config.optim.n_critic
@@ -416,7 +249,8 @@ def _train(exp, config, workdir: str, log) -> dict:
   return result
 
 
-def evaluate_workdir(config, workdir: str, num_samples: int = None, log=tqdm.write) -> list:
+def evaluate_workdir(config, workdir: str, make_experiment, num_samples: int = None,
+                     log=tqdm.write) -> list:
   """--mode=eval: evaluates the latest checkpoint of `workdir` and writes eval_STEP.json.
 
   The run's config.json says what was trained; `config` (None: config.json alone) may change

@@ -11,13 +11,20 @@ Every trick is a switch under `config.tricks`; the defaults leave training exact
   unroll_steps                        unrolled GAN: G's loss through k D updates; 0 = off.
   ensemble                            hidden widths of each D of an ensemble, e.g. ((16,), (64,));
                                       () = one D. G is trained against the sum of their losses.
-  adaptive.enabled, .c1, .c2,         seed document 002's schedule: D steps while D's loss > c1,
-  .max_d_steps, .max_g_steps          then G steps while D's loss < c2, each loop capped.
+  adaptive.enabled, .c1, .c2,         the adaptive schedule of Borisyak's GAN lecture (below): D
+  .max_d_steps, .max_g_steps          steps while D's loss > c1, then G steps while D's loss < c2,
+                                      each loop capped.
 
 Where the others live: minibatch discrimination is a discriminator option
 (`config.model.d.minibatch_discrimination`), DRAGAN and R1 are penalties (`config.penalty.name`),
 the relativistic losses are objectives (`config.objective.name`), TTUR is `optim.d_lr` ≠
 `optim.g_lr`, and the EMA generator is `optim.ema_decay`.
+
+The adaptive schedule (the discriminator stop criteria) and ensembles of discriminators are
+training tricks of M. Borisyak, "Generative Adversarial Networks" (lecture, Machine Learning and
+Data Mining course, HSE), which also restricts D early in training by noise on its samples
+(here, instance noise); ensembles: cf. Durugkar et al. 2017, "Generative Multi-Adversarial
+Networks" (arXiv:1611.01673).
 """
 from typing import NamedTuple, Optional
 
@@ -30,7 +37,8 @@ FEATURE_MATCHING_MODES = ('none', 'replace', 'auxiliary')
 
 
 class Adaptive(NamedTuple):
-  """Seed document 002's stop criteria on the game's value L (D's objective)."""
+  """The stop criteria on the game's value L (D's objective) of Borisyak's GAN lecture (HSE,
+  training tricks): D trains until L <= c1, then G until L >= c2."""
   c1: float         # D trains while L > c1
   c2: float         # then G trains while L < c2
   max_d_steps: int  # caps on the two inner loops (each runs at least once)

@@ -1,5 +1,6 @@
 """Multi-host training: 2 processes on localhost (jax.distributed, CPU collectives) train,
-checkpoint and resume, and end with the parameters of a 1-process run with the same global batch.
+checkpoint and resume, and end with the parameters of a 1-process run with the same global batch:
+a toy GAN, an image GAN and pix2pix.
 
 Each run is `python -m gan_jax.main` in fresh processes (2 CPU devices each), as on a cluster.
 """
@@ -33,6 +34,17 @@ IMAGE = ['--config=experiments/dcgan_mnist.py', '--config.data.batch_size=16',
          '--config.train.eval_every=4', '--config.train.checkpoint_every=1',
          "--config.eval.metrics=('fid',)", '--config.eval.features=identity',
          '--config.eval.num_samples=64', '--config.eval.batch_size=32']
+# pix2pix, as small as it gets (a depth-2 U-Net, a PixelGAN), SGD for the same reason.
+PIX2PIX = ['--config=experiments/pix2pix_inpaint_mnist.py', '--config.data.batch_size=16',
+           '--config.optim.g_optimizer=sgd', '--config.optim.d_optimizer=sgd',
+           '--config.optim.g_lr=0.02', '--config.optim.d_lr=0.02',
+           '--config.model.g.channels=4', '--config.model.g.depth=2',
+           '--config.model.d.channels=4', '--config.model.d.receptive_field=1',
+           '--config.train.steps_per_call=1', '--config.train.log_every=1',
+           '--config.train.eval_every=4', '--config.train.checkpoint_every=1',
+           "--config.eval.metrics=('fid',)", '--config.eval.features=identity',
+           '--config.eval.num_samples=64', '--config.eval.batch_size=32',
+           '--config.eval.num_plot=4']
 
 
 def free_port() -> int:
@@ -74,7 +86,8 @@ def final_params(workdir, step):
   return {'g': restored['g']['params'], 'd': restored['d']['params'], 'ema': restored['g_ema']}
 
 
-@pytest.mark.parametrize('name, flags, steps', [('toy', TOY, 10), ('image', IMAGE, 4)])
+@pytest.mark.parametrize('name, flags, steps', [('toy', TOY, 10), ('image', IMAGE, 4),
+                                                 ('pix2pix', PIX2PIX, 4)])
 def test_two_processes_with_resume_equal_one_process(tmp_path, name, flags, steps):
   one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
   run(flags, one, steps, processes=1, devices_per_process=4)

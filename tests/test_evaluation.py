@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import configs, evaluation, sharding, toy_data, train
+from gan_jax import configs, evaluation, gan, sharding, toy_data
 from gan_jax.metrics import digit_classifier as dc
 from gan_jax.metrics import frechet_distance, inception
 
@@ -25,7 +25,7 @@ def toy_evaluator(sampler, metrics=TOY_METRICS):
   mesh = sharding.make_mesh(jax.devices()[:1])
   generate = jax.jit(lambda params, stats, key, labels, n: sampler(key, n), static_argnums=4)
   return evaluation.Evaluator(config, data, None, generate, 0, sharding.batch_sharded(mesh),
-                              jax.random.key(0), is_toy=True, log=lambda m: None)
+                              jax.random.key(0), log=lambda m: None)
 
 
 def test_perfect_and_collapsed_samplers_on_the_ring():
@@ -74,13 +74,13 @@ def tiny_image_config(tmp_path, **eval_fields):
 def fresh_evaluator(exp, config, log, real_data=None):
   """A new Evaluator for `exp`'s data and generator, as a new run would build (no cache in memory)."""
   return evaluation.Evaluator(config, exp.data, real_data or exp.data, exp._sample, 0,
-                              sharding.batch_sharded(exp.mesh), exp.eval_key, False, log=log)
+                              sharding.batch_sharded(exp.mesh), exp.eval_key, log=log)
 
 
 def test_image_eval_caches_the_real_statistics(tmp_path):
   config = tiny_image_config(tmp_path, features='identity',
                              metrics=('fid', 'kid', 'precision_recall', 'density_coverage'))
-  exp = train.Experiment(config, devices=jax.devices()[:1])
+  exp = gan.GANExperiment(config, devices=jax.devices()[:1])
   messages = []
   exp.evaluator.log = messages.append
   state = exp.init_state()
@@ -118,7 +118,7 @@ def test_eval_on_eight_devices_equals_one_device():
                      batch_size=400)
   results = []
   for devices in (jax.devices()[:1], jax.devices()):
-    exp = train.Experiment(config, devices=devices)
+    exp = gan.GANExperiment(config, devices=devices)
     assert exp.evaluator.batch_size == 400
     results.append(exp.evaluate(exp.init_state(), 1000)[0][1])
   assert results[0]['modes'] == results[1]['modes']
@@ -150,7 +150,7 @@ def test_digit_features_read_stacked_digits_channel_by_channel(monkeypatch):
 ])
 def test_bad_eval_configs_name_the_field(tmp_path, fields, words):
   with pytest.raises(configs.ConfigError) as e:
-    train.Experiment(tiny_image_config(tmp_path, **fields), devices=jax.devices()[:1])
+    gan.GANExperiment(tiny_image_config(tmp_path, **fields), devices=jax.devices()[:1])
   assert all(w in str(e.value) for w in words), str(e.value)
 
 
@@ -160,7 +160,7 @@ def test_inception_weights_download_failure_is_one_sentence(tmp_path, monkeypatc
   monkeypatch.setattr(inception.urllib.request, 'urlopen', offline)
   config = tiny_image_config(tmp_path, features='inception')
   with pytest.raises(configs.ConfigError) as e:
-    train.Experiment(config, devices=jax.devices()[:1])
+    gan.GANExperiment(config, devices=jax.devices()[:1])
   message = str(e.value)
   assert 'could not download' in message and '--config.eval.inception_weights=PATH' in message
   assert inception.FID_WEIGHTS_URL in message and '\n' not in message

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from gan_jax import evaluation, input_pipeline, logs, toy_data, train
+from gan_jax import evaluation, gan, input_pipeline, logs, tasks, toy_data, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # phenomenon_*.py configs are measurements (task='phenomenon'), run by tests/test_phenomena.py.
@@ -47,7 +47,7 @@ def offline_eval(config):
   if name == 'inception':
     config.eval.features = 'identity'
     config.eval.metrics = tuple(m for m in config.eval.metrics
-                                if 'probs' not in evaluation.METRICS[m] and m != 'fid')
+                                if 'probs' not in evaluation.METRICS[m].needs and m != 'fid')
   return config
 
 
@@ -74,7 +74,7 @@ def test_experiment_runs_a_few_steps(name, tmp_path):
   shrink(config)
   mock = tfds.testing.mock_data(num_examples=64) if is_tfds(config) else contextlib.nullcontext()
   with mock:
-    result = train.train_and_evaluate(config, str(tmp_path), devices=jax.devices()[:1],
+    result = tasks.train_and_evaluate(config, str(tmp_path), devices=jax.devices()[:1],
                                       log=lambda m: None)
   assert_finite_record(result['train'])
   assert result['train']['step'] == 4
@@ -97,14 +97,14 @@ def test_wgan_cifar_end_to_end_on_eight_devices(tmp_path):
   offline_eval(config)
   assert config.optim.n_critic == 5 and config.penalty.name == 'wgan_gp'
   with tfds.testing.mock_data(num_examples=200):
-    result = train.train_and_evaluate(config, str(tmp_path), log=lambda m: None)
+    result = tasks.train_and_evaluate(config, str(tmp_path), log=lambda m: None)
     assert jax.device_count() == 8
     assert_finite_record(result['train'])
     assert result['train']['examples_per_sec'] > 0
     records = logs.read_metrics(str(tmp_path))
     assert [r['step'] for r in records if r['split'] == 'train'] == [1, 2]
     config.train.steps = 3
-    result = train.train_and_evaluate(config, str(tmp_path), log=lambda m: None)
+    result = tasks.train_and_evaluate(config, str(tmp_path), log=lambda m: None)
     assert result['train']['step'] == 3
   assert sorted(os.listdir(tmp_path / 'checkpoints')) == ['1', '2', '3']
 
@@ -113,7 +113,7 @@ def test_missing_tfds_dataset_is_one_clear_sentence(tmp_path):
   config = load('wgan_cifar.py')
   config.data.data_dir = str(tmp_path / 'no_data')
   with pytest.raises(train.configs.ConfigError) as e:
-    train.Experiment(config)
+    gan.GANExperiment(config)
   message = str(e.value)
   assert "'cifar10'" in message and str(tmp_path / 'no_data') in message
   assert 'tfds build cifar10' in message and '--config.data.data_dir' in message

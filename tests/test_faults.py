@@ -18,31 +18,21 @@ import chex
 import jax
 import pytest
 
-from gan_jax import checkpoints, configs, logs, train, workdir as workdir_lib
+from gan_jax import checkpoints, configs, gan, logs, tasks, workdir as workdir_lib
+from test_train import tiny_config  # tests/ is on sys.path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def tiny_config(total=40):
-  c = configs.toy_config()
-  c.data.batch_size = 32
-  c.model.g.hidden = (32, 32)
-  c.model.d.hidden = (32, 32)
-  c.train.update(steps=total, steps_per_call=5, log_every=10, eval_every=20, checkpoint_every=20,
-                 keep=3)
-  c.eval.num_samples = 400
-  return c
-
-
 def run(config, workdir, devices=1, **kwargs):
   messages = []
-  result = train.train_and_evaluate(config, str(workdir), devices=jax.devices()[:devices],
+  result = tasks.train_and_evaluate(config, str(workdir), devices=jax.devices()[:devices],
                                     log=messages.append, **kwargs)
   return result, messages
 
 
 def restore(config, workdir):
-  exp = train.Experiment(config, devices=jax.devices()[:1])
+  exp = gan.GANExperiment(config, devices=jax.devices()[:1])
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), 3)
   try:
     return jax.device_get(ckpts.restore_latest(exp.init_state()))
@@ -72,10 +62,10 @@ def test_eval_with_another_config_is_an_error_and_moves_nothing(tmp_path):
   other.model.d.hidden = (64, 64)
   with pytest.raises(configs.ConfigError, match=r'differs in model\.d\.hidden\); evaluate it '
                                                 r'with the config it was trained with'):
-    train.evaluate_workdir(other, str(tmp_path), log=lambda m: None)
+    tasks.evaluate_workdir(other, str(tmp_path), log=lambda m: None)
   assert listing(tmp_path) == before and not (tmp_path / 'checkpoints_unreadable').exists()
   # config.json alone is enough to evaluate a run; eval.* may differ
-  records = train.evaluate_workdir(None, str(tmp_path), num_samples=300, log=lambda m: None)
+  records = tasks.evaluate_workdir(None, str(tmp_path), num_samples=300, log=lambda m: None)
   assert records[0]['step'] == 20 and records[0]['protocol']['num_samples'] == 300
 
 
@@ -130,7 +120,7 @@ def test_corrupt_config_json_is_an_error_that_touches_nothing(tmp_path):
   (tmp_path / 'config.json').write_text('{"seed": 0, "obj')
   before = listing(tmp_path)
   for call in (lambda: run(tiny_config(40), tmp_path),
-               lambda: train.evaluate_workdir(None, str(tmp_path), log=lambda m: None)):
+               lambda: tasks.evaluate_workdir(None, str(tmp_path), log=lambda m: None)):
     with pytest.raises(configs.ConfigError, match=r'config.json is unreadable .*nothing was '
                                                   r'touched; restore it, or pass --overwrite'):
       call()
@@ -173,7 +163,7 @@ def test_a_second_process_is_refused_naming_the_holder(tmp_path):
     pattern = rf'workdir {tmp_path} is in use by process {holder.pid} on .* \(--mode=train, since'
     for call in (lambda: run(tiny_config(40), tmp_path),
                  lambda: run(tiny_config(40), tmp_path, overwrite=True),
-                 lambda: train.evaluate_workdir(None, str(tmp_path), log=lambda m: None)):
+                 lambda: tasks.evaluate_workdir(None, str(tmp_path), log=lambda m: None)):
       with pytest.raises(configs.ConfigError, match=pattern):
         call()
     assert listing(tmp_path) == before  # --overwrite deleted nothing of the holder's run
@@ -224,7 +214,7 @@ def test_a_failing_eval_keeps_the_checkpoint_of_its_step(tmp_path, monkeypatch):
   def broken(self, state, n):
     raise RuntimeError('eval broke')
 
-  monkeypatch.setattr(train.Experiment, 'evaluate', broken)
+  monkeypatch.setattr(gan.GANExperiment, 'evaluate', broken)
   with pytest.raises(RuntimeError, match='eval broke'):
     run(tiny_config(40), tmp_path)
   assert os.listdir(tmp_path / 'checkpoints') == ['20']

@@ -1,4 +1,5 @@
-"""Shape contracts of every image architecture, per resolution and conditioning mode."""
+"""The image architectures' options and parts (their shape contracts per resolution and
+conditioning mode are in test_models.py, driven by the registries)."""
 import functools
 
 import chex
@@ -9,65 +10,11 @@ import numpy as np
 import pytest
 
 from gan_jax import image_models, layers, models
+from test_models import _init_apply, _perturbed  # tests/ is on sys.path
 
-B, C = 4, 10
-LABELS = jnp.arange(B) % C
-
-
-def _init_apply(module, x, labels):
-  variables = module.init(jax.random.key(0), x, labels, train=False)
-  out, _ = module.apply(variables, x, labels, train=True, mutable=['batch_stats'])
-  return variables, out
+B = 4
 
 
-def _perturbed(variables):
-  leaves, tree = jax.tree.flatten(variables['params'])
-  keys = jax.random.split(jax.random.key(9), len(leaves))
-  noisy = [p + 0.1 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)]
-  return {**variables, 'params': jax.tree.unflatten(tree, noisy)}
-
-
-GENERATOR_CASES = [('dcgan', s) for s in ((28, 28, 1), (32, 32, 3), (64, 64, 3))] + [
-    ('resnet', (32, 32, 3))]
-
-
-@pytest.mark.parametrize('name,shape', GENERATOR_CASES)
-@pytest.mark.parametrize('conditioning', image_models.G_CONDITIONING)
-def test_generator_contract(name, shape, conditioning):
-  extra = {'num_classes': C} if conditioning != 'none' else {}
-  g = models.GENERATORS[name](data_shape=shape, channels=8, conditioning=conditioning, **extra)
-  z = jax.random.normal(jax.random.key(1), (B, 16))
-  labels = LABELS if conditioning != 'none' else None
-  variables, x = _init_apply(g, z, labels)
-  chex.assert_shape(x, (B,) + shape)
-  chex.assert_type(x, jnp.float32)
-  assert float(jnp.max(jnp.abs(x))) <= 1.0
-  x_eval = g.apply(variables, z, labels, train=False)
-  chex.assert_shape(x_eval, (B,) + shape)
-  if conditioning != 'none':  # the label changes the sample for the same z (cbn starts at γ=1,
-    variables = _perturbed(variables)  # β=0 for every class, so perturb the parameters first)
-    same = g.apply(variables, z, labels, train=False)
-    other = g.apply(variables, z, (labels + 1) % C, train=False)
-    assert not np.allclose(same, other)
-
-
-DISCRIMINATOR_CASES = [('dcgan', s) for s in ((28, 28, 1), (32, 32, 3), (64, 64, 3))] + [
-    ('resnet', (32, 32, 3)), ('resnet', (64, 64, 3))]
-
-
-@pytest.mark.parametrize('name,shape', DISCRIMINATOR_CASES)
-@pytest.mark.parametrize('conditioning', image_models.D_CONDITIONING)
-def test_discriminator_contract(name, shape, conditioning):
-  extra = {'num_classes': C} if conditioning != 'none' else {}
-  d = models.DISCRIMINATORS[name](channels=8, conditioning=conditioning, **extra)
-  x = jax.random.uniform(jax.random.key(2), (B,) + shape, minval=-1, maxval=1)
-  labels = LABELS if conditioning != 'none' else None
-  variables, out = _init_apply(d, x, labels)
-  chex.assert_shape(out, (B, 1 + C) if conditioning == 'acgan' else (B,))
-  chex.assert_tree_all_finite(out)
-  if conditioning in ('concat', 'projection'):
-    other = d.apply(variables, x, (labels + 1) % C, train=False)
-    assert not np.allclose(d.apply(variables, x, labels, train=False), other)
 
 
 @pytest.mark.parametrize('option', [{'spectral_norm': True}, {'minibatch_std': True},
@@ -90,14 +37,6 @@ def test_resnet_discriminator_with_spectral_norm_updates_its_vectors():
   changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), variables['batch_stats'],
                          updates['batch_stats'])
   assert any(jax.tree.leaves(changed))
-
-
-def test_autoencoder_energy():
-  d = models.DISCRIMINATORS['dcgan_autoencoder'](channels=8)
-  x = jax.random.uniform(jax.random.key(5), (B, 28, 28, 1), minval=-1, maxval=1)
-  _, energy = _init_apply(d, x, None)
-  chex.assert_shape(energy, (B,))
-  assert bool(jnp.all(energy >= 0))
 
 
 def test_conditional_batchnorm_scales_per_class():

@@ -110,6 +110,7 @@ def test_tfds_sources_under_mock_data(name, tmp_path):
   labels = np.concatenate([b['label'] for b in got])
   _assert_images(images, TFDS_SHAPES[name], hit_ends=False)
   assert labels.dtype == np.int32
+  assert data.num_classes == ip.DATASETS[name].num_classes  # the declared fact
   if name == 'celeb_a':
     assert data.num_classes == 1 and np.all(labels == 0)
   else:
@@ -161,6 +162,17 @@ def test_missing_tfds_dataset_is_one_clear_sentence_without_network(tmp_path, mo
   assert f'tfds build cifar10 --data_dir={data_dir}' in msg and 'data_dir' in msg
   assert 'mnist5k' in msg and '\n' not in msg
   assert msg.endswith('.') and msg.count('. ') == 0  # one sentence (dotted names aside)
+
+
+def test_dataset_facts_are_declared_once_on_each_dataset():
+  assert ip.OFFLINE == ip.offline_names() == ('mnist5k', 'digits', 'stacked_mnist')
+  assert [n for n in ip.DATASETS if ip.is_digits(n)] == ['mnist5k', 'digits', 'stacked_mnist',
+                                                          'mnist']
+  assert all(ip.is_offline(n) == (n in ip.OFFLINE) for n in ip.DATASETS)
+  assert not ip.is_digits('ring') and not ip.is_offline('imagenet64')  # not image datasets
+  for name in ip.offline_names():  # the declared number of classes is the data's
+    assert ip.get(name, split='test').num_classes == ip.DATASETS[name].num_classes
+  assert ip.DATASETS['digits']('test').num_examples == 179  # an entry still builds its dataset
 
 
 def test_get_lists_valid_names_and_options():
@@ -255,11 +267,12 @@ def test_prefetch_thread_stops_and_forwards_errors():
     next(broken.batches(32))
 
 
-def test_to_global_builds_the_sharded_batch():
-  from gan_jax import sharding  # pylint: disable=g-import-not-at-top
+def test_host_batches_become_the_sharded_global_batch():
+  from gan_jax import distributed, sharding  # pylint: disable=g-import-not-at-top
   mesh = sharding.make_mesh()
   batch = next(ip.mnist5k('test').batches(16))
-  arrays = ip.to_global(batch, sharding.batch_sharded(mesh))
+  arrays = {k: distributed.from_process_local(v, sharding.batch_sharded(mesh))
+            for k, v in batch.items()}
   assert arrays['image'].shape == (16, 28, 28, 1)
   assert arrays['image'].sharding == sharding.batch_sharded(mesh)
   np.testing.assert_array_equal(np.asarray(arrays['label']), batch['label'])

@@ -98,6 +98,20 @@ def test_get_unknown_names_valid_keys():
 def test_get_rejects_options_of_another_objective():
   with pytest.raises(ValueError, match='takes no options'):
     losses.get('hinge', margin=1.0)
+  with pytest.raises(ValueError, match="objective 'ebgan' takes options margin, got \\['gamma'\\]"):
+    losses.get('ebgan', gamma=1.0)
+
+
+@pytest.mark.parametrize('name', sorted(losses.OBJECTIVES))
+def test_registry_holds_factories(name):
+  # Each entry builds its Objective; get(name) is the factory's objective without options.
+  built = losses.OBJECTIVES[name]()
+  assert isinstance(built, losses.Objective)
+  got = losses.get(name)
+  assert isinstance(got, losses.Objective) and got.g_uses_real == built.g_uses_real
+  real, fake = jnp.asarray(REAL), jnp.asarray(FAKE)
+  np.testing.assert_array_equal(got.d_loss(real, fake), built.d_loss(real, fake))
+  np.testing.assert_array_equal(losses.g_value(got, fake, real), losses.g_value(built, fake, real))
 
 
 def test_relativistic_values_by_hand():

@@ -1,4 +1,7 @@
-"""Penalties against critics whose input gradient is known in closed form."""
+"""Penalties against critics whose input gradient is known in closed form, and every registered
+penalty inside a real D step."""
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -6,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from gan_jax import penalties
+from gan_jax import configs, penalties, steps, toy_data
 
 
 def _linear_critic(w):
@@ -97,3 +100,76 @@ def test_penalty_registry():
     penalties.get('gp')
   with pytest.raises(ValueError, match="does not take options \\['clip'\\]"):
     penalties.get('r1', clip=0.1)
+
+
+# Every entry of penalties.PENALTIES inside steps.d_step (a tiny WGAN on the ring). A penalty is a
+# term added to D's loss unless listed here as an optax transformation of D's updates (with the
+# options it is run with); a new entry is tested as a term penalty.
+TRANSFORMS = {'weight_clipping': {'clip': 0.01}}
+BATCH = 16
+
+
+def _gan(name: str, weight: float):
+  c = configs.toy_config()
+  c.data.batch_size = BATCH
+  c.model.g.hidden = (16,)
+  c.model.d.hidden = (16, 16)
+  c.objective.name = 'wasserstein'
+  c.penalty.update(name=name, weight=weight)
+  for option, value in TRANSFORMS.get(name, {}).items():
+    c.penalty[option] = value
+  return steps.build_gan(c, (2,))
+
+
+@pytest.fixture(scope='module')
+def inputs():
+  """One initial state (it does not depend on the penalty) and one real batch for every step."""
+  state = steps.create_state(_gan('none', 0.0), jax.random.key(0))
+  return state, {'x': toy_data.get('ring').sample(jax.random.key(1), BATCH)}
+
+
+def _d_step(inputs, name: str, weight: float):
+  state, batch = inputs
+  step = jax.jit(functools.partial(steps.d_step, _gan(name, weight)))
+  return jax.device_get(step(state, batch, jax.random.key(2)))
+
+
+@pytest.fixture(scope='module')
+def plain_step(inputs):
+  return _d_step(inputs, 'none', 0.0)
+
+
+def _same(a, b):
+  """Same tree, every leaf equal bit for bit."""
+  return (jax.tree.structure(a) == jax.tree.structure(b) and
+          all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))))
+
+
+def _without_penalty(metrics):
+  return {k: v for k, v in metrics.items() if k != 'd_penalty'}
+
+
+@pytest.mark.parametrize('name', sorted(penalties.PENALTIES))
+def test_every_penalty_in_a_d_step(name, inputs, plain_step):
+  plain_state, plain_metrics = plain_step
+  off, off_metrics = _d_step(inputs, name, 0.0)
+  on, on_metrics = _d_step(inputs, name, 1.0)
+  chex.assert_tree_all_finite((off_metrics, on_metrics))
+  assert _same(off.g, plain_state.g) and _same(on.g, plain_state.g)  # G is frozen
+  if name in TRANSFORMS:  # projected updates, whatever the weight; no term in the loss
+    clip = TRANSFORMS[name]['clip']
+    assert max(float(np.max(np.abs(p))) for p in jax.tree.leaves(on.d.params)) <= clip + 1e-6
+    assert float(on_metrics['d_penalty']) == 0.0
+    assert _same((on, on_metrics), (off, off_metrics))
+    assert not _same(on.d.params, plain_state.d.params)
+  elif name == 'none':
+    assert float(on_metrics['d_penalty']) == 0.0
+    assert _same((off, off_metrics), plain_step) and _same((on, on_metrics), plain_step)
+  else:  # a term: weight 0 is the plain step bit for bit, weight > 0 changes it
+    assert _same((off, _without_penalty(off_metrics)),
+                 (plain_state, _without_penalty(plain_metrics)))
+    assert float(on_metrics['d_penalty']) > 0.0
+    np.testing.assert_allclose(on_metrics['d_loss'],
+                               on_metrics['d_objective'] + on_metrics['d_penalty'], rtol=1e-5)
+    np.testing.assert_array_equal(on_metrics['d_objective'], plain_metrics['d_objective'])
+    assert not _same(on.d.params, plain_state.d.params)

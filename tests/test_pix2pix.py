@@ -15,7 +15,7 @@ import pytest
 import tensorflow_datasets as tfds
 from jax import lax
 
-from gan_jax import configs, logs, paired_data, pix2pix, train
+from gan_jax import configs, layers, logs, paired_data, pix2pix, tasks
 
 # Patch grid sides computed by hand (4×4 convs pad 1: stride 2 gives floor(H/2), stride 1 H - 1):
 #   1×1:   the image side.
@@ -113,10 +113,10 @@ def test_patchgan_receptive_field_by_gradient(rf):
 
 def test_stride1_conv_is_pytorch_padding_1():
   x = jax.random.normal(jax.random.key(0), (2, 9, 9, 3))
-  module = pix2pix.layers.Conv(5, kernel_size=4)
+  module = layers.Conv(5, kernel_size=4)
   params = module.init(jax.random.key(1), x)
   kernel, bias = params['params']['kernel'], params['params']['bias']
-  ours = nn_apply(lambda x: pix2pix._conv4_pad1(5)(x), params, x)
+  ours = nn_apply(lambda x: pix2pix.networks._conv4_pad1(5)(x), params, x)
   ref = lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)),
                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC')) + bias
   chex.assert_shape(ours, (2, 8, 8, 5))
@@ -308,7 +308,7 @@ def test_image_statistics_closed_form():
 
 def test_loop_end_to_end_with_resume(tmp_path):
   config = tiny_config()
-  result = train.train_and_evaluate(config, str(tmp_path), devices=jax.devices()[:1],
+  result = tasks.train_and_evaluate(config, str(tmp_path), devices=jax.devices()[:1],
                                     log=lambda m: None)
   assert result['train']['step'] == 4
   (record,) = result['eval']
@@ -319,7 +319,7 @@ def test_loop_end_to_end_with_resume(tmp_path):
   assert 0 < record['l1'] < 2 and record['sharpness_target'] > 0
   assert os.path.exists(tmp_path / 'samples' / 'step_0000004.png')
   config.train.steps = 6
-  result = train.train_and_evaluate(config, str(tmp_path), devices=jax.devices()[:1],
+  result = tasks.train_and_evaluate(config, str(tmp_path), devices=jax.devices()[:1],
                                     log=lambda m: None)
   assert result['train']['step'] == 6
   steps = [r['step'] for r in logs.read_metrics(str(tmp_path)) if r['split'] == 'train']

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import configs, steps, train
+from gan_jax import configs, steps, tasks
 
 TOY_STEPS = 300
 RUN_ONCE = {'xla_backend_optimization_level': 0}  # run once: compile without LLVM's optimisations
@@ -60,7 +60,7 @@ def _arithmetic_dtypes(jaxpr) -> set:
 
 
 def _train_toy(dtype):
-  exp = train.make_experiment(toy_config(dtype), devices=jax.devices()[:1])
+  exp = tasks.make_experiment(toy_config(dtype), devices=jax.devices()[:1])
   state, metrics = exp.train_fn(TOY_STEPS)(exp.init_state(), exp.loop_key)
   return jax.device_get(state), {k: np.asarray(v) for k, v in metrics.items()}
 
@@ -102,4 +102,4 @@ def test_bfloat16_computes_in_bfloat16_and_stores_float32(architecture):
 
 def test_bad_dtype_is_named():
   with pytest.raises(configs.ConfigError, match=r"config\.train\.dtype='float16'.*bfloat16, float32"):
-    train.make_experiment(toy_config('float16'), devices=jax.devices()[:1])
+    tasks.make_experiment(toy_config('float16'), devices=jax.devices()[:1])

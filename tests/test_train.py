@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 import pytest
 
-from gan_jax import checkpoints, configs, logs, steps, train
+from gan_jax import checkpoints, configs, gan, logs, steps, tasks, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ONE = None  # set per test to the first device
@@ -32,13 +32,13 @@ def tiny_config(total=40):
 
 def run(config, workdir, **kwargs):
   messages = []
-  result = train.train_and_evaluate(config, str(workdir), devices=jax.devices()[:1],
+  result = tasks.train_and_evaluate(config, str(workdir), devices=jax.devices()[:1],
                                     log=messages.append, **kwargs)
   return result, messages
 
 
 def final_state(config, workdir):
-  exp = train.Experiment(config, devices=jax.devices()[:1])
+  exp = gan.GANExperiment(config, devices=jax.devices()[:1])
   ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), 3)
   state = ckpts.restore_latest(exp.init_state())
   ckpts.close()
@@ -81,7 +81,7 @@ def test_async_save_holds_the_state_saved_while_later_calls_donate_it(tmp_path):
   """`save` returns before the write ends and the loop's next calls donate the state's buffers
   meanwhile (on CPU the host copy could alias them): the checkpoint holds the saved state."""
   config = tiny_config()
-  exp = train.Experiment(config, devices=jax.devices()[:1])
+  exp = gan.GANExperiment(config, devices=jax.devices()[:1])
   call = exp.train_fn(5)
   state, _ = call(exp.init_state(), exp.loop_key)
   saved = jax.device_get(state)
@@ -98,7 +98,7 @@ def test_async_save_holds_the_state_saved_while_later_calls_donate_it(tmp_path):
 def test_checkpoints_of_earlier_versions_restore(tmp_path):
   """Checkpoints written by orbax's standard handler (with sharding files; gan_jax before
   asynchronous saves) restore unchanged."""
-  exp = train.Experiment(tiny_config(), devices=jax.devices()[:1])
+  exp = gan.GANExperiment(tiny_config(), devices=jax.devices()[:1])
   state, _ = exp.train_fn(5)(exp.init_state(), exp.loop_key)
   saved = jax.device_get(state)
   with ocp.CheckpointManager(str(tmp_path / 'checkpoints')) as manager:
@@ -191,7 +191,7 @@ def test_workdir_of_another_config_is_refused_unless_overwritten(tmp_path):
 def test_eval_mode_writes_eval_json(tmp_path):
   config = tiny_config(20)
   run(config, tmp_path)
-  records = train.evaluate_workdir(config, str(tmp_path), num_samples=600, log=lambda m: None)
+  records = tasks.evaluate_workdir(config, str(tmp_path), num_samples=600, log=lambda m: None)
   assert records[0]['protocol'] == {**records[0]['protocol'], 'num_samples': 600,
                                     'generator': 'ema'}
   with open(tmp_path / 'eval_0000020.json') as f:
