@@ -1,22 +1,14 @@
 """The task registry: every task dispatches from config.task and runs; the loop knows no task."""
 import ast
-import importlib.util
 import os
 
 import jax
 import pytest
 
 from gan_jax import configs, experiment, logs, tasks
+from test_phenomena import load_experiment  # tests/ is on sys.path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_experiment(name):
-  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, 'experiments',
-                                                                   f'{name}.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def tiny_gan():
