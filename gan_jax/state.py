@@ -69,9 +69,11 @@ def make_optimizer(name: str, lr: float, betas, schedule: str = 'constant',
 
 
 def learning_rate(lr: float, schedule: str, decay_steps: int, count: int) -> float:
-  """The rate `make_optimizer(name, lr, betas, schedule, decay_steps)` applies at update `count`."""
-  if schedule == 'linear':
-    return float(optax.linear_schedule(lr, 0.0, max(int(decay_steps), 1))(count))
+  """The rate `make_optimizer(name, lr, betas, schedule, decay_steps)` applies at update `count`
+  (on the host, in Python floats: for the logs)."""
+  if schedule == 'linear':  # optax.linear_schedule(lr, 0, n): lr · (1 - clip(count, 0, n) / n)
+    n = max(int(decay_steps), 1)
+    return float(lr) * (1.0 - min(max(int(count), 0), n) / n)
   return float(lr)
 
 

@@ -260,6 +260,15 @@ def test_bad_data_options_are_config_errors():
   c.eval.metrics = ('modes',)
   with pytest.raises(configs.ConfigError, match='eval.metrics.*c2st, fid, kid'):
     pix2pix.Pix2PixExperiment(c)
+  setters = {'pack': lambda t: t.update(pack=2),
+             'label_smoothing': lambda t: t.update(label_smoothing=0.9),
+             'instance_noise.std': lambda t: t.instance_noise.update(std=0.1)}
+  for field, set_trick in setters.items():  # the GAN tricks are refused by name, not ignored
+    c = tiny_config()
+    set_trick(c.tricks)
+    with pytest.raises(configs.ConfigError, match=rf'^config\.tricks\.{field}: pix2pix uses '
+                                                  'none of the GAN tricks'):
+      pix2pix.Pix2PixExperiment(c)
 
 
 def test_tfds_pairs_under_mock_data():
