@@ -105,6 +105,9 @@ def toy_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict({
       'steps': 20_000, 'steps_per_call': 100, 'log_every': 500, 'eval_every': 5_000,
       'checkpoint_every': 5_000, 'keep': 3,
+      # An eval metric whose best value's checkpoint is kept beside the last `keep` (in
+      # checkpoints_best/), e.g. 'fid'; 'min:NAME' / 'max:NAME' for a metric of no known direction.
+      'keep_best': placeholder(str),
       # The networks' arithmetic: 'float32', or 'bfloat16' (mixed precision: params, optimizer
       # state, BatchNorm statistics, losses and updates stay float32; for GPUs and TPUs).
       'dtype': 'float32',
@@ -118,12 +121,19 @@ def toy_config() -> ml_collections.ConfigDict:
       'features': 'auto', 'inception_weights': placeholder(str),
       'real_split': placeholder(str), 'num_real': placeholder(int),
       'batch_size': 500, 'two_sample_size': 2_500, 'cache_dir': placeholder(str),
+      # FID against statistics written elsewhere (pytorch-fid's .npz: mu, sigma; --mode=stats
+      # writes them) instead of the real_split's: only 'fid' can use them.
+      'reference_stats': placeholder(str),
   })
   # Multi-host (gan_jax/distributed.py): unset = single host, or what the environment says.
   c.distributed = ml_collections.ConfigDict({
       'coordinator_address': placeholder(str), 'num_processes': placeholder(int),
       'process_id': placeholder(int), 'local_device_ids': placeholder(tuple),
   })
+  # Where the numbers go besides metrics.jsonl and TensorBoard: Weights & Biases when a project
+  # is named (pip install 'gan_jax[wandb]').
+  c.logging = ml_collections.ConfigDict({
+      'wandb': {'project': placeholder(str), 'entity': placeholder(str)}})
   c.tricks = tricks_config()
   return c
 

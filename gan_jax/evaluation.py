@@ -125,6 +125,27 @@ METRICS = {
 }
 
 
+# Which way each eval metric improves (for train.keep_best); others need 'min:' or 'max:'.
+LOWER_IS_BETTER = ('fid', 'kid', 'reverse_kl', 'mmd2', 'c2st_accuracy', 'l1')
+HIGHER_IS_BETTER = ('modes', 'hq_fraction', 'inception_score', 'precision', 'recall', 'density',
+                    'coverage', 'psnr')
+
+
+def best_rule(spec: str) -> tuple:
+  """(metric, 'min' | 'max') of config.train.keep_best ('fid', or 'min:NAME' / 'max:NAME')."""
+  direction, _, name = spec.rpartition(':')
+  if direction not in ('', 'min', 'max'):
+    raise configs.ConfigError(f'config.train.keep_best={spec!r}: the direction before ":" must '
+                              "be 'min' or 'max'")
+  if not direction:
+    if name not in LOWER_IS_BETTER + HIGHER_IS_BETTER:
+      raise configs.ConfigError(
+          f'config.train.keep_best={spec!r}: which way {name!r} improves is not known; write '
+          f"'min:{name}' or 'max:{name}' (known: {', '.join(LOWER_IS_BETTER + HIGHER_IS_BETTER)})")
+    direction = 'min' if name in LOWER_IS_BETTER else 'max'
+  return name, direction
+
+
 def needs(names) -> set:
   """What the metrics `names` need together."""
   return {x for name in names for x in METRICS[name].needs}
@@ -279,6 +300,17 @@ class Evaluator:
     self.batch_size = max(devices, e.get('batch_size', 500) // devices * devices)
     self._real = {}
     self._check()
+    self._stats_file = None
+    if e.get('reference_stats'):
+      try:
+        self._stats_file = load_stats(e.reference_stats)
+      except (OSError, ValueError) as err:
+        raise configs.ConfigError(f'config.eval.reference_stats: {err}') from None
+      others = [m for m in self.metrics if 'real' in METRICS[m].needs and m != 'fid']
+      if others:
+        raise configs.ConfigError(
+            f'config.eval.reference_stats holds only mu and sigma, which {", ".join(others)} '
+            'cannot use; keep only fid (and metrics of the fakes alone) in config.eval.metrics')
     # The feature network, built (the digit CNN: trained, once, then cached on disk) now.
     self.extractor = make_extractor(self.features, e, log) if self.metrics else None
     self._apply = jax.jit(self.extractor.apply) if self.extractor else None
@@ -316,7 +348,9 @@ class Evaluator:
     e, d = self.config.eval, self.config.data
     split = e.get('real_split') or d.get('split', 'train')
     shape = 'x'.join(map(str, self.real_data.image_shape))
-    name = f'{d.name}-{_data_key(d)}-{split}-{shape}-{self.extractor.key}-n{n}.npz'
+    contents = getattr(self.real_data, 'contents_key', None)  # an image folder's files
+    data = f'{d.name}-{_data_key(d)}' + (f'-{contents}' if contents else '')
+    name = f'{data}-{split}-{shape}-{self.extractor.key}-n{n}.npz'
     return os.path.join(configs.cache_dir('real_stats', e.get('cache_dir')), name)
 
   def real_reference(self, n: int) -> dict:
@@ -387,7 +421,11 @@ class Evaluator:
     fake, probs, (mu_f, sigma_f) = self.fake_features(g_params, g_batch_stats, n,
                                                       keep='fake' in need)
     n_real, real = None, None
-    if 'real' in need:
+    stats_file = e.get('reference_stats')
+    if 'real' in need and stats_file:  # only 'fid' (checked at construction)
+      mu, sigma = self._stats_file
+      real = {'mu': mu, 'sigma': sigma}
+    elif 'real' in need:
       n_real = int(e.get('num_real') or n)
       if not self.fresh:
         n_real = min(n_real, len(self.real_data))
@@ -397,9 +435,53 @@ class Evaluator:
                               self.std, pair)
     fields = {'generator': generator, 'num_samples': n, 'data': self.config.data.name,
               'eval_noise': 'fixed: batch i from fold_in(eval_key, i)', **self.extractor.protocol}
+    if stats_file:
+      fields.update(real=f'statistics file {stats_file}')
     if n_real is not None:
       fields.update(num_real=n_real, real=('fresh draws' if self.fresh else
                                            e.get('real_split') or
                                            self.config.data.get('split', 'train')))
     return metrics, stamp(self.metrics, fields, {'n': n, 'n_real': n_real, 'pair': pair,
                                                  'centers': self.centers, 'std': self.std})
+
+
+# --- reference statistics as files -------------------------------------------------------------
+
+
+def save_stats(path: str, mu, sigma) -> None:
+  """Writes (mu, sigma) as an .npz with float64 arrays `mu` (D,) and `sigma` (D, D): the layout
+  pytorch-fid's `--save-stats` writes and its `calculate_frechet_distance` reads, so either
+  tool's statistics can be compared with the other's. '.npz' is appended if missing (as
+  np.savez does); written to a temp file, then moved into place."""
+  mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+  if mu.ndim != 1 or sigma.shape != mu.shape * 2:
+    raise ValueError(f'mu must be (D,) and sigma (D, D); got {mu.shape} and {sigma.shape}')
+  path = os.fspath(path)
+  if not path.endswith('.npz'):  # np.savez would append it
+    path += '.npz'
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = f'{path[:-4]}.tmp{os.getpid()}.npz'
+  np.savez(tmp, mu=mu, sigma=sigma)
+  os.replace(tmp, path)
+
+
+def load_stats(path: str):
+  """(mu, sigma) as float64 from an .npz of pytorch-fid's layout (keys `mu` and `sigma`)."""
+  f = np.load(path, allow_pickle=False)
+  if not isinstance(f, np.lib.npyio.NpzFile):
+    raise ValueError(f'{path}: FID statistics need an .npz with arrays mu and sigma; found a '
+                     f'single array')
+  with f:
+    if not {'mu', 'sigma'} <= set(f.files):
+      raise ValueError(f'{path}: FID statistics need arrays mu and sigma; found '
+                       f'{sorted(f.files)}')
+    return np.asarray(f['mu'], np.float64), np.asarray(f['sigma'], np.float64)
+
+
+def write_reference_stats(evaluator: 'Evaluator', path: str, n: int) -> tuple:
+  """--mode=stats: (mu, sigma) of n reference images (the evaluator's real_split and feature
+  network), saved to `path` in pytorch-fid's layout; returns them."""
+  ref = evaluator.real_reference(min(n, len(evaluator.real_data)) if evaluator.real_data is not
+                                 None else n)
+  save_stats(path, ref['mu'], ref['sigma'])
+  return ref['mu'], ref['sigma']

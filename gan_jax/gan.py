@@ -25,7 +25,8 @@ def load_data(data_config):
   if name in toy_data.DATASETS:
     return configs.choose(toy_data.get, 'data', data_config, skip=('batch_size',))
   valid = dict.fromkeys(list(toy_data.DATASETS) + list(input_pipeline.DATASETS))
-  configs.lookup(valid, 'data.name', name)
+  if not name.startswith(input_pipeline.TFDS_PREFIX):  # 'tfds:NAME': any tfds image dataset
+    configs.lookup(valid, 'data.name', name)
   options = {k: v for k, v in data_config.items() if k not in ('name', 'batch_size')}
   try:
     return input_pipeline.get(name, **options)
@@ -114,7 +115,7 @@ class GANExperiment(experiment.Experiment):
     return self.evaluator(params, batch_stats, n, kind)
 
   def plot(self, state, path: str, title: str):
-    """Writes the eval figure to `path` (process 0); returns the image grid (for TensorBoard).
+    """Writes the eval figure to `path` (process 0); returns it as an image (for TensorBoard).
 
     Every process calls it (sampling is a collective); only process 0 draws and writes.
     """
@@ -129,7 +130,7 @@ class GANExperiment(experiment.Experiment):
     d_local = jax.device_get(state.d)  # a host copy: D's contour is drawn by this process alone
     d_fn = lambda x: self._discriminate(d_local, jnp.asarray(x))
     plots.plot_toy(path, real, fake, d_fn, f'{title} ({kind} generator)')
-    return None
+    return plots.read_png(path)
 
   def _plot_images(self, state, path: str, title: str):
     """A fixed-noise sample grid per generator (EMA beside raw); conditional: a row per class."""
@@ -139,5 +140,6 @@ class GANExperiment(experiment.Experiment):
     grids = [(kind, plots.image_grid(self.samples(state, kind, rows * 8, labels), 8))
              for kind in (self.config.eval.generators or ('ema',))]
     if distributed.is_main():
-      plots.save_image_panels(path, grids, title)
+      names = [f'class {c}' for c in range(rows)] if classes else None
+      plots.save_image_panels(path, grids, title, row_labels=names)
     return grids[0][1]

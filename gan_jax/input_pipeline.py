@@ -5,7 +5,10 @@ Sources. Offline, from files that PyPI packages ship (no network):
   digits         sklearn's `load_digits`: 1,797 8×8×1 digits, pixels 0..16.
   stacked_mnist  three mnist5k digits as R, G, B: 1,000 modes, label 100·d_R + 10·d_G + d_B
                  (Metz et al. 2017, arXiv:1611.02163; Srivastava et al. 2017, arXiv:1705.07761).
-tfds (cifar10, mnist, fashion_mnist, svhn_cropped, celeb_a, or any via `from_tfds`), read by
+  image_folder   your own PNG/JPEG files under `path` (see `image_folder`): decoded once into a
+                 cached memory-mapped uint8 array, class sub-folders as labels.
+tfds (cifar10, mnist, fashion_mnist, svhn_cropped, celeb_a, or any image dataset by name as
+'tfds:NAME', e.g. 'tfds:oxford_flowers102', or via `from_tfds`), read by
 random access from ArrayRecord files with `tfds` data sources, which need no TensorFlow. A run
 never downloads unless asked (`download=True`); a dataset not prepared on disk raises
 `DatasetUnavailable`, saying how to prepare it.
@@ -30,15 +33,20 @@ of P reads the p-th contiguous B/P of it, so the hosts' batches of one step conc
 1-process batch, and `start_step=k` resumes the exact stream. A background thread prefetches.
 """
 import dataclasses
+import functools
 import gzip
+import hashlib
 import importlib.util
 import inspect
+import json
 import os
 import queue
 import threading
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import numpy as np
+
+from gan_jax import configs
 
 Batch = Dict[str, np.ndarray]  # {'image': (b, H, W, C) float32 in [-1, 1], 'label': (b,) int32}
 RESIZE_METHODS = ('auto', 'pad', 'bilinear', 'bicubic', 'area')
@@ -96,12 +104,18 @@ class StackedSource:
 
 @dataclasses.dataclass(frozen=True)
 class TfdsSource:
-  """A tfds random-access data source of examples {'image': uint8 (H, W, C), label_key: int}."""
+  """A tfds random-access data source of examples {image_key: uint8 (H, W, C), label_key: int}.
+
+  `fit`: a side S to which each image is resized and centre-cropped on read (`_fit_square`), for
+  datasets whose images vary in size (e.g. oxford_flowers102); `shape` is then (S, S, C).
+  """
   data_source: Any
   shape: Tuple[int, int, int]
   label_key: Optional[str]  # None: every label is 0
   num_classes: int
   max_value: float = 255.
+  image_key: str = 'image'
+  fit: Optional[int] = None
 
   def __len__(self):
     return len(self.data_source)
@@ -112,7 +126,10 @@ class TfdsSource:
       examples = self.data_source.__getitems__(keys)  # ArrayRecord reads a batch in parallel
     except (AttributeError, TypeError):  # sources without it (and tfds' mock) read one by one
       examples = [self.data_source[k] for k in keys]
-    pixels = np.stack([np.asarray(ex['image']) for ex in examples])
+    images = [np.asarray(ex[self.image_key]) for ex in examples]
+    if self.fit is not None:
+      images = [_fit_square(x, self.fit) for x in images]
+    pixels = np.stack(images)
     if pixels.ndim == 3:
       pixels = pixels[..., None]
     if self.label_key is None:
@@ -120,6 +137,36 @@ class TfdsSource:
     else:
       labels = np.asarray([ex[self.label_key] for ex in examples], np.int32)
     return pixels, labels
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexedSource:
+  """The examples `index` of an ArraySource, read lazily: a subset (a split) of a memory-mapped
+  array stays on disk, only the rows of each batch are read."""
+  base: ArraySource
+  index: np.ndarray  # (n,) int64 into base
+
+  def __len__(self):
+    return len(self.index)
+
+  @property
+  def shape(self) -> Tuple[int, int, int]:
+    return self.base.shape
+
+  @property
+  def max_value(self) -> float:
+    return self.base.max_value
+
+  @property
+  def num_classes(self) -> int:
+    return self.base.num_classes
+
+  @property
+  def labels(self) -> np.ndarray:
+    return self.base.labels[self.index]
+
+  def read(self, indices):
+    return self.base.read(self.index[np.asarray(indices, np.int64)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,6 +194,27 @@ def _pil_resize(x: np.ndarray, size: int, method: str) -> np.ndarray:
     for c in range(x.shape[3]):
       out[i, :, :, c] = np.asarray(Image.fromarray(x[i, :, :, c]).resize((size, size), f))
   return np.clip(out, -1.0, 1.0)  # bicubic overshoots
+
+
+def _fit_square(x: np.ndarray, size: int) -> np.ndarray:
+  """A uint8 (H, W[, C]) image with its shorter side resized to `size` (PIL bicubic, which
+  antialiases when shrinking), then the centre `size`×`size` square cropped out."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  img = Image.fromarray(x[..., 0] if x.ndim == 3 and x.shape[2] == 1 else x)
+  return np.asarray(_fit_image(img, size)).reshape(size, size, -1)
+
+
+def _fit_image(img, size: int):
+  """The PIL image `img` with its shorter side resized to `size` (bicubic), centre-cropped."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  w, h = img.size
+  if (w, h) == (size, size):
+    return img
+  scale = size / min(w, h)
+  nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+  img = img.resize((nw, nh), Image.BICUBIC)
+  left, top = (nw - size) // 2, (nh - size) // 2
+  return img.crop((left, top, left + size, top + size))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,7 +462,190 @@ def stacked_mnist(split: str = 'train', num_examples: Optional[int] = None, seed
 
 
 # ---------------------------------------------------------------------------------------------
+# Your own images: a folder of PNG/JPEG files, decoded once into a cached memory-mapped array.
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
+FOLDER_FORMAT = 1  # bump when the conversion changes: old caches are then not reused
+_GREY_MODES = ('1', 'L', 'LA')
+
+
+def _list_images(root: str):
+  """(relative paths, labels, class names) of the images under `root`, in sorted path order.
+
+  Each top-level sub-folder is a class (sorted names → 0..C-1, every image below it, at any
+  depth); images directly in `root` with no sub-folders are one class, 'root'. Hidden files and
+  folders (a leading '.') are skipped.
+  """
+  paths = []
+  for dirpath, dirnames, filenames in os.walk(root):
+    dirnames[:] = [d for d in dirnames if not d.startswith('.')]
+    rel = os.path.relpath(dirpath, root)
+    for f in filenames:
+      if not f.startswith('.') and f.lower().endswith(IMAGE_EXTENSIONS):
+        paths.append(f if rel == '.' else os.path.join(rel, f).replace(os.sep, '/'))
+  paths.sort()
+  if not paths:
+    raise ValueError(f'image folder {root!r} has no PNG or JPEG images '
+                     f'({", ".join(IMAGE_EXTENSIONS)}, searched recursively)')
+  top = [p.split('/')[0] if '/' in p else None for p in paths]
+  if all(t is None for t in top):
+    return paths, np.zeros(len(paths), np.int32), ['root']
+  loose = [p for p, t in zip(paths, top) if t is None]
+  if loose:
+    raise ValueError(f'image folder {root!r} has images both in class sub-folders and directly '
+                     f'in it (e.g. {loose[0]!r}): move those into a sub-folder of their own')
+  classes = sorted(set(top))
+  lookup = {c: i for i, c in enumerate(classes)}
+  return paths, np.array([lookup[t] for t in top], np.int32), classes
+
+
+def _folder_key(root: str, paths, image_size, channels) -> str:
+  """A hash of what the cached array is made of: each file's relative path, size and mtime, and
+  the conversion options and format version; any change to the folder gives a new key."""
+  h = hashlib.sha256(json.dumps([FOLDER_FORMAT, image_size, channels]).encode())
+  for p in paths:
+    st = os.stat(os.path.join(root, p))
+    h.update(f'\0{p}\0{st.st_size}\0{st.st_mtime_ns}'.encode())
+  return h.hexdigest()[:20]
+
+
+def _open_image(root: str, rel: str):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  path = os.path.join(root, rel)
+  try:
+    return Image.open(path)
+  except Exception as e:  # PIL.UnidentifiedImageError, OSError, ...
+    raise ValueError(f'cannot read image {path!r}: {e}') from None
+
+
+def _build_folder_cache(root: str, paths, labels, classes, image_size, channels, base: str):
+  """Decodes every image into `base`.images.npy (uint8 NHWC, memory-mapped while written),
+  `base`.labels.npy and, last (the commit marker), `base`.json; each written to a temp file of
+  this process and moved into place, so concurrent builders and readers never see half a file."""
+  sizes, modes = {}, set()
+  for rel in paths:  # headers only: sizes and modes, and every file opens
+    with _open_image(root, rel) as img:
+      sizes.setdefault(img.size, rel)
+      modes.add(img.mode)
+  if image_size is None and len(sizes) > 1:
+    (s1, p1), (s2, p2) = list(sizes.items())[:2]
+    raise ValueError(f'image folder {root!r} has images of different sizes ({s1[0]}×{s1[1]} '
+                     f'{p1!r}, {s2[0]}×{s2[1]} {p2!r}): set data.image_size to resize them')
+  if channels is None:
+    channels = 1 if modes <= set(_GREY_MODES) else 3
+  (w, h), = sizes if image_size is None else [(image_size, image_size)]
+  shape = (len(paths), h, w, channels)
+  tag = f'.tmp{os.getpid()}-{threading.get_ident()}'
+  pixels = np.lib.format.open_memmap(base + '.images.npy' + tag, mode='w+', dtype=np.uint8,
+                                     shape=shape)
+  try:
+    for i, rel in enumerate(paths):
+      with _open_image(root, rel) as img:
+        try:
+          img = img.convert('L' if channels == 1 else 'RGB')  # decodes; alpha is dropped
+        except Exception as e:  # truncated or corrupt data
+          raise ValueError(f'cannot read image {os.path.join(root, rel)!r}: {e}') from None
+        if image_size is not None:
+          img = _fit_image(img, image_size)
+        pixels[i] = np.asarray(img).reshape(h, w, channels)
+    pixels.flush()
+    del pixels
+    os.replace(base + '.images.npy' + tag, base + '.images.npy')
+    with open(base + '.labels.npy' + tag, 'wb') as f:  # a file, so np.save adds no '.npy'
+      np.save(f, labels)
+    os.replace(base + '.labels.npy' + tag, base + '.labels.npy')
+    with open(base + '.json' + tag, 'w') as f:
+      json.dump({'format': FOLDER_FORMAT, 'root': os.path.abspath(root), 'shape': shape,
+                 'classes': classes, 'files': paths}, f)
+    os.replace(base + '.json' + tag, base + '.json')
+  finally:
+    for suffix in ('.images.npy', '.labels.npy', '.json'):
+      if os.path.exists(base + suffix + tag):
+        os.remove(base + suffix + tag)
+
+
+def image_folder_arrays(path: str, image_size: Optional[int] = None,
+                        channels: Optional[int] = None) -> ArraySource:
+  """All the images under `path` as an ArraySource over the cached memory-mapped uint8 array
+  (built on first use under `configs.cache_dir('image_folders')`, keyed by `_folder_key`)."""
+  if not path or not os.path.isdir(path):
+    raise ValueError(f'image folder {path!r} does not exist or is not a folder (set data.path '
+                     f'to a folder of PNG/JPEG images)')
+  if channels not in (None, 1, 3):
+    raise ValueError(f'channels={channels!r} must be None (auto), 1 or 3')
+  paths, labels, classes = _list_images(path)
+  cache = configs.cache_dir('image_folders')
+  os.makedirs(cache, exist_ok=True)
+  name = os.path.basename(os.path.normpath(os.path.abspath(path))) or 'root'
+  base = os.path.join(cache, f'{name}-{_folder_key(path, paths, image_size, channels)}')
+  if not os.path.exists(base + '.json'):
+    _build_folder_cache(path, paths, labels, classes, image_size, channels, base)
+  with open(base + '.json') as f:
+    index = json.load(f)
+  pixels = np.load(base + '.images.npy', mmap_mode='r')
+  labels = np.load(base + '.labels.npy')
+  return ArraySource(pixels, labels, 255., len(index['classes']))
+
+
+def image_folder(path: str, split: str = 'train', *, image_size: Optional[int] = None,
+                 channels: Optional[int] = None, **preprocess) -> ImageDataset:
+  """Your own images: the PNG/JPEG files under `path` (recursively), read from a cached array.
+
+  Labels: sorted top-level sub-folder names → 0..C-1 (a class per sub-folder); images directly
+  in `path` are one class, label 0 (num_classes 1: unlabelled). Each image is resized with its
+  shorter side to `image_size` (PIL bicubic, antialiased when shrinking) and centre-cropped to
+  a square, once, when the cache is built; with `image_size` None every image must have the
+  same size. Channels: `channels` None gives 1 (greyscale) if every image is greyscale ('1',
+  'L', 'LA'), else 3 (RGB; greyscale and palette images are converted, alpha dropped).
+
+  The cache (under $GAN_JAX_CACHE/image_folders/) is keyed by the files' relative paths, sizes
+  and mtimes, `image_size`, `channels` and a format version, so an edited folder is converted
+  again and an unchanged one is never decoded twice. Splits, as the other offline sources:
+  'test' the last 10% of each class in sorted path order, 'train' the rest, 'all' both.
+  `preprocess` (crop, resize) applies to the cached images.
+
+  Raises:
+    ValueError: a missing path, no images, an unreadable image (named), images of different
+      sizes without `image_size`, or images both in the root and in sub-folders.
+  """
+  arrays = image_folder_arrays(path, image_size, channels)
+  index = _holdout_split(arrays.labels, split)
+  dataset = ImageDataset('image_folder', IndexedSource(arrays, index), image_size=image_size,
+                         **preprocess)
+  # The folder's contents, for caches of what is computed from it (the real statistics of FID).
+  dataset.contents_key = os.path.basename(str(arrays.pixels.filename)).split('.')[0]
+  return dataset
+
+
+# ---------------------------------------------------------------------------------------------
 # tfds sources.
+
+
+def import_tfds():
+  """tensorflow_datasets, or DatasetUnavailable saying which extra installs it."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise DatasetUnavailable(
+        "tfds datasets need tensorflow-datasets: pip install 'gan_jax[tfds]' (and "
+        "'gan_jax[tfds-build]' to prepare one); the offline digits and image folders run "
+        'without it') from None
+  return tfds
+
+
+def download_and_prepare(builder) -> None:
+  """`builder.download_and_prepare()` (config.data.download=True); what it lacks, one sentence."""
+  try:
+    builder.download_and_prepare()
+  except ImportError as e:
+    raise DatasetUnavailable(
+        f'preparing the tfds dataset {builder.name!r} needs {e.name or "a module"}, which is '
+        "not installed: pip install 'gan_jax[tfds-build]' (TensorFlow and importlib_resources)"
+    ) from None
+  except OSError as e:
+    raise DatasetUnavailable(
+        f'preparing the tfds dataset {builder.name!r} failed ({e}); it needs the network: '
+        'prepare it once on a machine that has one, then pass --config.data.data_dir') from None
 
 
 def _unavailable_message(name: str, data_dir: str) -> str:
@@ -409,7 +660,7 @@ def _unavailable_message(name: str, data_dir: str) -> str:
 
 def from_tfds(name: str, split: str = 'train', *, data_dir: Optional[str] = None,
               download: bool = False, label_key: Optional[str] = 'label',
-              **preprocess) -> ImageDataset:
+              image_key: str = 'image', **preprocess) -> ImageDataset:
   """A tfds image dataset read by random access (ArrayRecord), without TensorFlow.
 
   Args:
@@ -419,7 +670,9 @@ def from_tfds(name: str, split: str = 'train', *, data_dir: Optional[str] = None
       ~/tensorflow_datasets).
     download: True downloads and prepares the data (needs network) if it is not there.
     label_key: the int feature used as label, or None for labels 0.
-    **preprocess: `ImageDataset` options (image_size, crop, resize).
+    image_key: the image feature.
+    **preprocess: `ImageDataset` options (image_size, crop, resize). Images of varying size
+      need `image_size`: each is resized (shorter side) and centre-cropped to it on read.
 
   Raises:
     DatasetUnavailable: the data is not prepared in `data_dir` and `download` is False.
@@ -427,7 +680,7 @@ def from_tfds(name: str, split: str = 'train', *, data_dir: Optional[str] = None
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   builder = tfds.builder(name, data_dir=data_dir, file_format='array_record')
   if download:
-    builder.download_and_prepare()
+    download_and_prepare(builder)
   try:
     source = builder.as_data_source(split=split)
   except Exception as e:  # tfds raises KeyError, ValueError, or "not implemented" for TFRecord
@@ -435,11 +688,21 @@ def from_tfds(name: str, split: str = 'train', *, data_dir: Optional[str] = None
       raise
     raise DatasetUnavailable(_unavailable_message(name, str(builder.data_dir_root))) from e
   features = builder.info.features
-  shape = tuple(features['image'].shape)
+  for key in (image_key, label_key):
+    if key is not None and key not in features:
+      raise ValueError(f'{name} has no feature {key!r}; its features: {", ".join(features)}')
+  shape, fit = tuple(features[image_key].shape), None
   if None in shape:
-    raise ValueError(f'{name}: images of varying size {shape} are not supported')
+    if preprocess.get('image_size') is None or None in shape[2:]:
+      raise ValueError(f'{name}: images of varying size {shape} need an image_size (set '
+                       f'data.image_size) to be resized and centre-cropped to')
+    fit = preprocess['image_size']
+    shape = (fit, fit) + shape[2:]
+  if len(shape) == 2:
+    shape += (1,)
   num_classes = 1 if label_key is None else int(features[label_key].num_classes)
-  return ImageDataset(name, TfdsSource(source, shape, label_key, num_classes), **preprocess)
+  return ImageDataset(name, TfdsSource(source, shape, label_key, num_classes,
+                                       image_key=image_key, fit=fit), **preprocess)
 
 
 def cifar10(split: str = 'train', **options) -> ImageDataset:
@@ -478,9 +741,9 @@ class Dataset:
   Calling it calls the loader: `DATASETS[name](split, **options)` is the ImageDataset.
   """
   loader: Callable[..., ImageDataset]
-  offline: bool     # read from files that a PyPI package ships (no network); else tfds
+  offline: bool     # read from local files, no network (a PyPI package's, or yours); else tfds
   digits: bool      # handwritten digits: the digit classifier's features apply
-  num_classes: int  # of its labels (1: unlabelled, every label 0)
+  num_classes: Optional[int]  # of its labels (1: unlabelled, every label 0); None: from the data
 
   def __call__(self, *args, **options) -> ImageDataset:
     return self.loader(*args, **options)
@@ -495,12 +758,15 @@ DATASETS: Dict[str, Dataset] = {
     'fashion_mnist': Dataset(fashion_mnist, offline=False, digits=False, num_classes=10),
     'svhn_cropped': Dataset(svhn_cropped, offline=False, digits=False, num_classes=10),
     'celeb_a': Dataset(celeb_a, offline=False, digits=False, num_classes=1),
+    'image_folder': Dataset(image_folder, offline=True, digits=False, num_classes=None),
 }
+TFDS_PREFIX = 'tfds:'  # 'tfds:NAME': any tfds image dataset, through `from_tfds`
 
 
 def offline_names() -> Tuple[str, ...]:
-  """The datasets read from files that PyPI packages ship, in registry order."""
-  return tuple(name for name, d in DATASETS.items() if d.offline)
+  """The datasets read from files that PyPI packages ship, in registry order: the offline ones
+  that need no files of yours (so not image_folder)."""
+  return tuple(name for name, d in DATASETS.items() if d.offline and name != 'image_folder')
 
 
 def is_offline(name: str) -> bool:
@@ -518,17 +784,23 @@ OFFLINE = offline_names()  # ('mnist5k', 'digits', 'stacked_mnist')
 
 
 def get(name: str, **options) -> ImageDataset:
-  """Returns the image dataset called `name`, built with `options`."""
-  if name not in DATASETS:
-    raise ValueError(f'unknown dataset {name!r}; valid datasets: {", ".join(sorted(DATASETS))}')
-  fn = DATASETS[name]
-  valid = {p for p, v in inspect.signature(fn.loader).parameters.items()
-           if v.kind != v.VAR_KEYWORD}
+  """Returns the image dataset called `name` (a key of DATASETS or 'tfds:NAME'), built with
+  `options`; unknown names and options are ValueErrors listing the valid ones."""
+  if name.startswith(TFDS_PREFIX) and len(name) > len(TFDS_PREFIX):
+    loader, valid = functools.partial(from_tfds, name[len(TFDS_PREFIX):]), set()
+  elif name in DATASETS:
+    loader, valid = DATASETS[name], set()
+  else:
+    raise ValueError(f'unknown dataset {name!r}; valid datasets: {", ".join(sorted(DATASETS))}, '
+                     f'or {TFDS_PREFIX}NAME for any tfds image dataset')
+  fn = loader.loader if isinstance(loader, Dataset) else loader
+  valid |= {p for p, v in inspect.signature(fn).parameters.items()
+            if v.kind != v.VAR_KEYWORD}
   valid |= {'image_size', 'crop', 'resize'}
-  if not fn.offline:
+  if isinstance(loader, Dataset) and not loader.offline:
     valid |= {'data_dir', 'download'} | ({'label_key'} if name != 'celeb_a' else set())
   unknown = sorted(set(options) - valid)
   if unknown:
     raise ValueError(f'dataset {name!r} does not take options {unknown}; '
                      f'valid options: {", ".join(sorted(valid))}')
-  return fn(**options)
+  return loader(**options)

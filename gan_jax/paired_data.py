@@ -104,10 +104,10 @@ def tfds_pairs(name: str, split: str = 'train', *, input_key: str, target_key: s
   Both features go through the same crop/resize (`preprocess`: image_size, crop, resize). Raises
   `input_pipeline.DatasetUnavailable` if the data is not prepared and `download` is False.
   """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds = input_pipeline.import_tfds()
   builder = tfds.builder(name, data_dir=data_dir, file_format='array_record')
   if download:
-    builder.download_and_prepare()
+    input_pipeline.download_and_prepare(builder)
   try:
     source = builder.as_data_source(split=split)
   except Exception as e:  # as input_pipeline.from_tfds

@@ -46,6 +46,11 @@ def plot_toy(path: str, real, fake, d_fn=None, title: str = '') -> None:
   plt.close(fig)
 
 
+def read_png(path: str) -> np.ndarray:
+  """A PNG written here as an (H, W, 3) float array in [0, 1] (for TensorBoard)."""
+  return np.asarray(plt.imread(path), np.float32)[..., :3]
+
+
 def image_grid(images, columns: int, pad: int = 1):
   """(N, H, W, C) images in [-1, 1] -> one (rows·(H+pad), columns·(W+pad), 3) array in [0, 1]."""
   images = np.clip((np.asarray(images, np.float32) + 1) / 2, 0, 1)
@@ -60,13 +65,22 @@ def image_grid(images, columns: int, pad: int = 1):
   return grid
 
 
-def save_image_panels(path: str, panels, title: str = '') -> None:
-  """Side-by-side image grids [(label, grid)] in one PNG (e.g. the EMA and the raw generator)."""
+def save_image_panels(path: str, panels, title: str = '', row_labels=None) -> None:
+  """Side-by-side image grids [(label, grid)] in one PNG (e.g. the EMA and the raw generator);
+  `row_labels` name the grids' rows (a conditional G's classes)."""
   fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.8), squeeze=False)
   for ax, (label, grid) in zip(axes[0], panels):
     ax.imshow(grid, interpolation='nearest')
     ax.set_title(f'{label} generator')
-    ax.axis('off')
+    if row_labels:
+      height = grid.shape[0] / len(row_labels)
+      ax.set_yticks([(r + 0.5) * height for r in range(len(row_labels))], list(row_labels))
+      ax.set_xticks([])
+      ax.tick_params(length=0, labelsize=7)
+      for spine in ax.spines.values():
+        spine.set_visible(False)
+    else:
+      ax.axis('off')
   fig.suptitle(title)
   fig.tight_layout()
   fig.savefig(path, dpi=100)

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from gan_jax import checkpoints, configs, distributed, logs, workdir as workdir_lib
+from gan_jax import checkpoints, configs, distributed, evaluation, logs, workdir as workdir_lib
 
 GENERATOR_KINDS = ('ema', 'raw')
 
@@ -61,12 +61,13 @@ class _Preemption:
     self._previous = {}
 
 
-def _write_eval(writer, step: int, results: list, log) -> list:
-  """Writes and prints the eval records [(generator kind, metrics, protocol)] that have metrics."""
+def _write_eval(writer, step: int, results: list, log, tag: str = 'eval') -> list:
+  """Writes and prints the eval records [(generator kind, metrics, protocol)] that have metrics;
+  TensorBoard tags `tag`/... for the EMA generator, `tag`_raw/... for the raw one."""
   records = []
   for kind, metrics, protocol in results:
     if metrics:
-      prefix = 'eval' if kind == 'ema' else f'eval_{kind}'
+      prefix = tag if kind == 'ema' else f'{tag}_{kind}'
       records.append(writer.write(step, 'eval', metrics, protocol, tb_prefix=prefix))
       log(f'step {step} eval ({kind}): ' + ', '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
   return records
@@ -79,6 +80,40 @@ def _first_nonfinite(records: list):
       if not np.isfinite(value):
         return step, name, value
   return None
+
+
+class _Best:
+  """train.keep_best: the checkpoint of the best eval of the first generator in
+  config.eval.generators, kept in checkpoints_best/ beside the last train.keep, and named in
+  metrics.jsonl by a {"step", "split": "best", "metric", "value", "checkpoint"} record (read
+  back on resume)."""
+
+  def __init__(self, config, workdir: str):
+    self.metric, self.direction = evaluation.best_rule(config.train.keep_best)
+    self.kind = (config.eval.generators or ('ema',))[0]
+    self.ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints_best'), 1)
+    previous = [r for r in (logs.read_metrics(workdir) if os.path.exists(
+        os.path.join(workdir, 'metrics.jsonl')) else []) if r.get('split') == 'best' and
+                r.get('metric') == self.metric]
+    self.value = previous[-1]['value'] if previous else None
+
+  def update(self, step: int, state, records: list, writer, log) -> None:
+    """Saves `state` if the eval `records` of this step hold a better value of the metric."""
+    values = [r[self.metric] for r in records
+              if r.get('protocol', {}).get('generator') == self.kind and self.metric in r]
+    if not values:
+      raise configs.ConfigError(f'config.train.keep_best={self.metric!r} is not among the eval '
+                                f'metrics of the {self.kind} generator; add its metric to '
+                                'config.eval.metrics')
+    value = values[0]
+    better = (self.value is None or (value < self.value if self.direction == 'min' else
+                                     value > self.value))
+    if better and np.isfinite(value):
+      self.ckpts.save(state)
+      self.value = value
+      writer.write(step, 'best', {'metric': self.metric, 'value': value,
+                                  'checkpoint': os.path.join('checkpoints_best', str(step))})
+      log(f'step {step}: best {self.metric} so far ({value:.4g}); kept in checkpoints_best/')
 
 
 def _resume_point(exp, config, ckpts, workdir: str, log):
@@ -139,7 +174,10 @@ def _train(exp, config, workdir: str, log) -> dict:
   except BaseException:
     ckpts.close()
     raise
-  writer = logs.MetricWriter(workdir, enabled=main)
+  writer = logs.MetricWriter(workdir, enabled=main, config=config)
+  if step == 0:
+    writer.hparams(config, config.eval.metrics)
+  best = _Best(config, workdir) if t.get('keep_best') else None
   take_batches = exp.batch_stream(step)
   examples_per_step = config.data.batch_size * config.optim.n_critic
   result = {'train': None, 'eval': [], 'preempted': False}
@@ -187,6 +225,8 @@ def _train(exp, config, workdir: str, log) -> dict:
 
   def run_eval():
     result['eval'] = _write_eval(writer, step, exp.evaluate(state, config.eval.num_samples), log)
+    if best is not None:
+      best.update(step, state, result['eval'], writer, log)
     grid = exp.plot(state, os.path.join(workdir, 'samples', f'step_{step:07d}.png'), f'step {step}')
     if grid is not None:
       writer.image(step, 'samples', grid)
@@ -246,6 +286,8 @@ def _train(exp, config, workdir: str, log) -> dict:
     finally:
       writer.close()
       ckpts.close()
+      if best is not None:
+        best.ckpts.close()
   return result
 
 
@@ -280,9 +322,9 @@ def evaluate_workdir(config, workdir: str, make_experiment, num_samples: int = N
       raise configs.ConfigError(f'workdir {workdir} has no checkpoint to evaluate; train first')
     step = int(jax.device_get(state.step))
     n = num_samples or config.eval.num_samples
-    writer = logs.MetricWriter(workdir, enabled=main)
-    try:
-      records = _write_eval(writer, step, exp.evaluate(state, n), log)
+    writer = logs.MetricWriter(workdir, enabled=main, config=config)
+    try:  # TensorBoard: under eval_mode/, apart from the training curve's eval/
+      records = _write_eval(writer, step, exp.evaluate(state, n), log, tag='eval_mode')
     finally:
       writer.close()
     if main:

@@ -31,11 +31,12 @@ LOCK_FILE = '.lock'
 # Fields that may change between the runs of one workdir: they change how long or how often,
 # not what is computed (steps_per_call = k equals k single calls).
 RESUMABLE_FIELDS = ('train.steps', 'train.steps_per_call', 'train.log_every', 'train.eval_every',
-                    'train.checkpoint_every', 'train.keep', 'train.dtype', 'eval.',
-                    'distributed.')
+                    'train.checkpoint_every', 'train.keep', 'train.keep_best', 'train.dtype',
+                    'eval.',
+                    'distributed.', 'logging.')
 # What a run writes, and what --overwrite deletes (checkpoints_unreadable/ is kept: nothing
 # moved there is ever deleted by gan_jax).
-RUN_DIRS = ('checkpoints', 'samples')
+RUN_DIRS = ('checkpoints', 'checkpoints_best', 'samples')
 RUN_FILES = ('metrics.jsonl', 'run.json')
 RUN_PREFIXES = ('events.out.tfevents', 'eval_')
 
@@ -172,11 +173,12 @@ def recorded_config(workdir: str):
     ) from None
 
 
-def _flatten(d, prefix=''):
+def flatten(d, prefix='') -> dict:
+  """A nested dict as {dotted name: leaf}."""
   out = {}
   for k, v in d.items():
     if isinstance(v, dict):
-      out.update(_flatten(v, f'{prefix}{k}.'))
+      out.update(flatten(v, f'{prefix}{k}.'))
     else:
       out[f'{prefix}{k}'] = v
   return out
@@ -186,7 +188,7 @@ def differences(old: dict, new: dict, ignore=RESUMABLE_FIELDS) -> list:
   """Dotted names of the fields that differ, leaving out those of `ignore` (a name ending in '.'
   stands for its whole group) and fields `old` does not have (added to gan_jax after that run
   started, with defaults that keep the old behaviour)."""
-  a, b = _flatten(old), _flatten(new)
+  a, b = flatten(old), flatten(new)
   keys = sorted(set(a))
   return [k for k in keys
           if a.get(k) != b.get(k) and not any(k == f or (f.endswith('.') and k.startswith(f))

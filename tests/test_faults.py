@@ -386,3 +386,18 @@ def test_resume_on_another_device_count_says_so(tmp_path):
   assert json.loads((tmp_path / 'run.json').read_text())['device_count'] == 2
   _, messages = run(tiny_config(60), tmp_path, devices=2)
   assert not any('resumes on' in m for m in messages)
+
+
+def test_download_without_its_extra_is_one_sentence():
+  from gan_jax import input_pipeline
+
+  class Builder:
+    name = 'cifar10'
+
+    def download_and_prepare(self):
+      raise ModuleNotFoundError("No module named 'importlib_resources'", name='importlib_resources')
+
+  with pytest.raises(input_pipeline.DatasetUnavailable,
+                     match=r"^preparing the tfds dataset 'cifar10' needs importlib_resources, "
+                           r"which is not installed: pip install 'gan_jax\[tfds-build\]'"):
+    input_pipeline.download_and_prepare(Builder())

@@ -80,7 +80,7 @@ def test_unknown_task_names_the_choices():
 
 def test_the_loop_and_the_shared_experiment_import_no_task():
   task_modules = {'gan', 'pix2pix', 'phenomena', 'tasks', 'steps', 'toy_data', 'input_pipeline',
-                  'evaluation', 'paired_data'}
+                  'paired_data'}
   for module in ('train', 'experiment'):
     tree = ast.parse(open(os.path.join(ROOT, 'gan_jax', f'{module}.py')).read())
     imported = set()

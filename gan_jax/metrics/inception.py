@@ -42,7 +42,6 @@ import urllib.request
 import zipfile
 from typing import Any, Callable, Optional
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -213,7 +212,8 @@ class FIDInceptionV3(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    chex.assert_rank(x, 4)
+    if x.ndim != 4:
+      raise ValueError(f'FIDInceptionV3 takes (B, H, W, C) images, got shape {x.shape}')
     if x.shape[-1] != 3:
       raise ValueError(f'expected NHWC RGB images, got shape {x.shape}')
     x = jnp.asarray(x, jnp.float32)
