@@ -38,7 +38,7 @@ RESUMABLE_FIELDS = ('train.steps', 'train.steps_per_call', 'train.log_every', 't
 # moved there is ever deleted by gan_jax).
 RUN_DIRS = ('checkpoints', 'checkpoints_best', 'samples')
 RUN_FILES = ('metrics.jsonl', 'run.json')
-RUN_PREFIXES = ('events.out.tfevents', 'eval_')
+RUN_PREFIXES = ('events.out.tfevents', 'eval_', 'samples_', 'interpolation_')  # files or dirs
 
 
 class RunError(RuntimeError):
@@ -248,7 +248,7 @@ def prepare(workdir: str, config, recorded, overwrite: bool, log=print) -> None:
       removed = []
       for name in sorted(os.listdir(workdir)):
         entry = os.path.join(workdir, name)
-        if name in RUN_DIRS:
+        if name in RUN_DIRS or (name.startswith(RUN_PREFIXES) and os.path.isdir(entry)):
           shutil.rmtree(entry)
         elif name in RUN_FILES or name == 'config.json' or name.startswith(RUN_PREFIXES):
           os.remove(entry)

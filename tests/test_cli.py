@@ -30,8 +30,8 @@ BAD = {
                   'adam, rmsprop, sgd'),
     'dataset': (['--config=experiments/gan_ring.py', '--config.data.name=rings'],
                 "error: config.data.name='rings' is not known; valid choices: celeb_a, cifar10, "
-                'digits, fashion_mnist, grid, mixture_1d, mnist, mnist5k, ring, stacked_mnist, '
-                'svhn_cropped, swiss_roll'),
+                'digits, fashion_mnist, grid, image_folder, mixture_1d, mnist, mnist5k, ring, '
+                'stacked_mnist, svhn_cropped, swiss_roll'),
     'penalty': (['--config=experiments/gan_ring.py', '--config.penalty.name=gp'],
                 "error: config.penalty.name: unknown penalty 'gp'; valid penalties: dragan, none, "
                 'r1, weight_clipping, wgan_gp'),

@@ -40,3 +40,17 @@ def test_stats_file_serves_only_the_fid(tmp_path):
   with pytest.raises(configs.ConfigError, match='config.eval.reference_stats: .*no_such'):
     gan.GANExperiment(tiny_image_config(tmp_path, reference_stats=str(tmp_path / 'no_such.npz')),
                       devices=jax.devices()[:1])
+
+
+def test_stats_mode_on_the_command_line(tmp_path):
+  import os, subprocess, sys  # pylint: disable=import-outside-toplevel,multiple-imports
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  done = subprocess.run([sys.executable, '-m', 'gan_jax.main', '--config=experiments/dcgan_mnist.py',
+                         f'--workdir={tmp_path}/stats', '--mode=stats', '--num_samples=64',
+                         '--config.eval.features=identity',
+                         f'--config.eval.cache_dir={tmp_path}/cache'],
+                        cwd=root, env=env, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr
+  mu, sigma = evaluation.load_stats(str(tmp_path / 'stats' / 'fid_stats_mnist5k_train_n64.npz'))
+  assert mu.shape == (784,) and sigma.shape == (784, 784)
