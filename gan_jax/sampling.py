@@ -321,18 +321,8 @@ def _template(exp):
 def _open(workdir: str, config, step, generator, devices=None, log=print) -> TrainedGAN:
   """The TrainedGAN of `workdir` (config None: its config.json; given: must match the run)."""
   configs.lookup(dict.fromkeys(experiment.GENERATOR_KINDS), 'generator', generator)
-  recorded = workdir_lib.recorded_config(workdir)
-  if recorded is None:
-    raise configs.ConfigError(f'workdir {workdir} holds no run (it has no config.json); '
-                              'train first')
-  if config is None:
-    config = workdir_lib.from_json(recorded)
-  workdir_lib.refuse_other_run(
-      workdir, recorded, config,
-      what='sample it with the config it was trained with (its config.json): the same '
-           '--config and overrides, or leave out --config')
+  config = workdir_lib.run_config(workdir, config, 'sample')
   check_gan_run(config, workdir)
-  config = workdir_lib.resolve(config, recorded)
   from gan_jax import tasks  # pylint: disable=import-outside-toplevel  # tasks imports train
   build = config.copy_and_resolve_references()
   with build.unlocked():
@@ -371,15 +361,7 @@ def load(workdir: str, step: Optional[int] = None, generator: str = 'ema', devic
 def _save_npz(path: str, **arrays) -> None:
   buffer = io.BytesIO()
   np.savez(buffer, **arrays)
-  tmp = f'{path}.tmp{os.getpid()}'
-  try:
-    with open(tmp, 'wb') as f:
-      f.write(buffer.getvalue())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  workdir_lib.write_atomic(path, buffer.getvalue())
 
 
 def _png(image: np.ndarray):

@@ -301,17 +301,7 @@ def evaluate_workdir(config, workdir: str, make_experiment, num_samples: int = N
   main = distributed.is_main()
   log = log if main else (lambda message: None)
   with workdir_lib.Lock(workdir, 'eval', create=False) if main else contextlib.nullcontext():
-    recorded = workdir_lib.recorded_config(workdir)
-    if recorded is None:
-      raise configs.ConfigError(f'workdir {workdir} holds no run (it has no config.json); '
-                                'train first')
-    if config is None:
-      config = workdir_lib.from_json(recorded)
-    workdir_lib.refuse_other_run(
-        workdir, recorded, config,
-        what='evaluate it with the config it was trained with (its config.json): the same '
-             '--config and overrides, or leave out --config')
-    config = workdir_lib.resolve(config, recorded)
+    config = workdir_lib.run_config(workdir, config, 'evaluate')
     exp = make_experiment(config)
     ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), config.train.keep)
     try:

@@ -68,12 +68,13 @@ def os_error(e: OSError, what: str, path: str) -> str:
   return f'{what} {path} failed: {reason}{hint}'
 
 
-def write_atomic(path: str, text: str) -> None:
-  """Writes `text` to `path` through a temporary file in the same directory and os.replace."""
+def write_atomic(path: str, data) -> None:
+  """Writes `data` (str or bytes) to `path` through a temporary file in the same directory and
+  os.replace."""
   tmp = f'{path}.tmp{os.getpid()}'
   try:
-    with open(tmp, 'w') as f:
-      f.write(text)
+    with open(tmp, 'wb' if isinstance(data, bytes) else 'w') as f:
+      f.write(data)
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -225,6 +226,21 @@ def resolve(config, recorded):
   with config.unlocked():
     config.optim.decay_steps = int(steps if steps is not None else config.train.steps)
   return config
+
+
+def run_config(workdir: str, config, use: str):
+  """The config of the run in `workdir`, for a mode that `use`s it (e.g. 'evaluate'): its
+  config.json (as a ConfigDict) when `config` is None, else `config`, which must match it but in
+  RESUMABLE_FIELDS; with the quantities fixed at its first start (`resolve`)."""
+  recorded = recorded_config(workdir)
+  if recorded is None:
+    raise configs.ConfigError(f'workdir {workdir} holds no run (it has no config.json); '
+                              'train first')
+  config = from_json(recorded) if config is None else config
+  refuse_other_run(workdir, recorded, config,
+                   what=f'{use} it with the config it was trained with (its config.json): the '
+                        'same --config and overrides, or leave out --config')
+  return resolve(config, recorded)
 
 
 def from_json(d):
