@@ -54,6 +54,9 @@ def _quiet_closed_loop_callbacks(previous=sys.unraisablehook):
 _quiet_closed_loop_callbacks()
 
 
+BEST_DIR = 'checkpoints_best'  # train.keep_best's checkpoint, beside checkpoints/
+
+
 def _path_names(path) -> str:
   return '.'.join(str(getattr(k, 'name', getattr(k, 'key', getattr(k, 'idx', k)))) for k in path)
 
@@ -132,9 +135,6 @@ class Checkpoints:
     when there is none. Unreadable ones are moved aside (see the module docstring); a readable
     one that does not fit `template` is a ConfigError; all unreadable is a ConfigError."""
     self.wait()
-    args = ocp.args.PyTreeRestore(
-        jax.tree.map(ocp.utils.to_shape_dtype_struct, template),
-        restore_args=ocp.checkpoint_utils.construct_restore_args(template))
     moved = []
     for step in reversed(self.steps()):
       try:
@@ -142,14 +142,9 @@ class Checkpoints:
       except Exception as e:  # orbax raises many types for damaged files
         moved.append(self._move_aside(step, e, log))
         continue
-      lines = mismatch(saved, template)
-      if lines:
-        raise configs.ConfigError(
-            f'the checkpoint of step {step} in {self.directory} does not fit this config ('
-            f'{"; ".join(lines[:3])}{"; ..." if len(lines) > 3 else ""}); nothing was moved: '
-            'run it with the config it was trained with (the workdir\'s config.json)')
+      self._check_fits(step, saved, template)
       try:
-        return self.manager.restore(step, args=args)
+        return self._restore(step, template)
       except Exception as e:  # pylint: disable=broad-except
         moved.append(self._move_aside(step, e, log))
     if moved:
@@ -158,6 +153,31 @@ class Checkpoints:
           f'{", ".join(moved)}), so there is nothing to resume from; pass --overwrite to start '
           'over (the unreadable copies are kept)')
     return None
+
+  def restore(self, step: int, template):
+    """The checkpoint of `step` (which must be saved; an unreadable one raises), restored with
+    `template`'s shapes and shardings; one that does not fit `template` is a ConfigError."""
+    self.wait()
+    if step not in self.steps():
+      saved = ', '.join(map(str, self.steps())) or 'none (train first)'
+      raise configs.ConfigError(f'--step={step}: {self.directory} has no checkpoint of that '
+                                f'step; the saved steps are {saved}')
+    self._check_fits(step, _saved_arrays(self.manager.item_metadata(step).tree), template)
+    return self._restore(step, template)
+
+  def _check_fits(self, step: int, saved: dict, template) -> None:
+    lines = mismatch(saved, template)
+    if lines:
+      raise configs.ConfigError(
+          f'the checkpoint of step {step} in {self.directory} does not fit this config ('
+          f'{"; ".join(lines[:3])}{"; ..." if len(lines) > 3 else ""}); nothing was moved: '
+          'run it with the config it was trained with (the workdir\'s config.json)')
+
+  def _restore(self, step: int, template):
+    args = ocp.args.PyTreeRestore(
+        jax.tree.map(ocp.utils.to_shape_dtype_struct, template),
+        restore_args=ocp.checkpoint_utils.construct_restore_args(template))
+    return self.manager.restore(step, args=args)
 
   def _move_aside(self, step: int, error: Exception, log) -> str:
     """Moves the checkpoint of `step` to checkpoints_unreadable/ under a name not yet taken."""

@@ -61,6 +61,8 @@ flags.DEFINE_integer('interpolate', None, 'With --mode=sample: K >= 1, also writ
                      'interpolation_STEP.png, K rows x 8 columns of latent slerps.')
 flags.DEFINE_list('labels', None, 'With --mode=sample, a conditional G: the classes to sample, in '
                   'turn (e.g. 3, or 0,1); default: every class in turn.')
+flags.DEFINE_bool('best', False, 'With --mode=eval or --mode=sample: the checkpoint kept by '
+                  'train.keep_best (checkpoints_best/) instead of the latest.')
 SAMPLE_FLAGS = ('step', 'generator', 'sample_seed', 'truncation', 'sample_format', 'interpolate',
                 'labels')
 
@@ -157,6 +159,10 @@ def _check_mode_flags():
     if FLAGS.num_samples < 1:
       sys.exit(f'error: --num_samples={FLAGS.num_samples} must be >= 1 (the samples to '
                f'{"evaluate on" if mode == "eval" else "write"})')
+  if FLAGS.best and mode not in ('eval', 'sample'):
+    sys.exit(f'error: --best is for --mode=eval and --mode=sample (this is --mode={mode})')
+  if FLAGS.best and FLAGS.step is not None:
+    sys.exit('error: --best and --step both choose the checkpoint; give one of them')
   given = [name for name in SAMPLE_FLAGS if FLAGS[name].present]
   if given and mode != 'sample':
     sys.exit(f'error: --{given[0]} is for --mode=sample (this is --mode={mode})')
@@ -240,7 +246,7 @@ def main(argv):
     if FLAGS.mode == 'train':
       tasks.train_and_evaluate(config, FLAGS.workdir, overwrite=FLAGS.overwrite)
     elif FLAGS.mode == 'eval':
-      tasks.evaluate_workdir(config, FLAGS.workdir, FLAGS.num_samples)
+      tasks.evaluate_workdir(config, FLAGS.workdir, FLAGS.num_samples, best=FLAGS.best)
     elif FLAGS.mode == 'stats':
       from gan_jax import sampling
       sampling.write_stats(config, FLAGS.workdir, FLAGS.num_samples)
@@ -250,7 +256,8 @@ def main(argv):
           config, FLAGS.workdir, num_samples=FLAGS.num_samples, step=FLAGS.step,
           generator=FLAGS.generator, seed=FLAGS.sample_seed, truncation=FLAGS.truncation,
           sample_format=FLAGS.sample_format, interpolate=FLAGS.interpolate,
-          labels=None if FLAGS.labels is None else [int(c) for c in FLAGS.labels])
+          labels=None if FLAGS.labels is None else [int(c) for c in FLAGS.labels],
+          best=FLAGS.best)
   except (configs.ConfigError, workdir.RunError) as e:  # RunError: a full disk, a divergence
     sys.exit(f'error: {e}')
   except KeyboardInterrupt:  # Ctrl-C outside the training loop (which saves first)

@@ -119,27 +119,11 @@ def check_gan_run(config, workdir: str) -> None:
 
 def restore_step(ckpts: checkpoints.Checkpoints, template, step: Optional[int], log=print):
   """The checkpoint of `step` (None: the newest readable one, `restore_latest`) restored with
-  `template`'s shapes and shardings. A step that is not saved is a ConfigError naming the saved
-  ones; a checkpoint that does not fit `template` is a ConfigError naming the arrays."""
+  `template`'s shapes and shardings (`Checkpoints.restore`: a step not saved is a ConfigError
+  naming the saved ones)."""
   if step is None:
     return ckpts.restore_latest(template, log)
-  ckpts.wait()
-  saved = ckpts.steps()
-  if step not in saved:
-    raise configs.ConfigError(
-        f'--step={step}: {ckpts.directory} has no checkpoint of that step; the saved steps are '
-        f'{", ".join(map(str, saved)) if saved else "none (train first)"}')
-  lines = checkpoints.mismatch(checkpoints._saved_arrays(ckpts.manager.item_metadata(step).tree),  # pylint: disable=protected-access
-                               template)
-  if lines:
-    raise configs.ConfigError(
-        f'the checkpoint of step {step} in {ckpts.directory} does not fit this config '
-        f'({"; ".join(lines[:3])}{"; ..." if len(lines) > 3 else ""})')
-  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-  args = ocp.args.PyTreeRestore(
-      jax.tree.map(ocp.utils.to_shape_dtype_struct, template),
-      restore_args=ocp.checkpoint_utils.construct_restore_args(template))
-  return ckpts.manager.restore(step, args=args)
+  return ckpts.restore(step, template)
 
 
 class TrainedGAN:
@@ -318,8 +302,10 @@ def _template(exp):
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=exp.repl), shapes)
 
 
-def _open(workdir: str, config, step, generator, devices=None, log=print) -> TrainedGAN:
-  """The TrainedGAN of `workdir` (config None: its config.json; given: must match the run)."""
+def _open(workdir: str, config, step, generator, devices=None, log=print,
+          best: bool = False) -> TrainedGAN:
+  """The TrainedGAN of `workdir` (config None: its config.json; given: must match the run);
+  `best`: from checkpoints_best/ (train.keep_best) instead of checkpoints/."""
   configs.lookup(dict.fromkeys(experiment.GENERATOR_KINDS), 'generator', generator)
   config = workdir_lib.run_config(workdir, config, 'sample')
   check_gan_run(config, workdir)
@@ -327,9 +313,12 @@ def _open(workdir: str, config, step, generator, devices=None, log=print) -> Tra
   build = config.copy_and_resolve_references()
   with build.unlocked():
     build.eval.metrics = ()  # eval.* do not change the networks: no feature network is built
-  if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
-    raise configs.ConfigError(f'workdir {workdir} has no checkpoint to sample; train first')
-  ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), config.train.keep)
+  directory = os.path.join(workdir, checkpoints.BEST_DIR if best else 'checkpoints')
+  if not os.path.isdir(directory):
+    raise configs.ConfigError(f'workdir {workdir} has no checkpoint to sample in '
+                              f'{os.path.basename(directory)}/; train first' +
+                              (' with config.train.keep_best set' if best else ''))
+  ckpts = checkpoints.Checkpoints(directory, config.train.keep)
   try:
     saved = ckpts.steps()
     if step is not None and step not in saved:  # before anything is built or compiled
@@ -346,13 +335,14 @@ def _open(workdir: str, config, step, generator, devices=None, log=print) -> Tra
 
 
 def load(workdir: str, step: Optional[int] = None, generator: str = 'ema', devices=None,
-         config=None) -> TrainedGAN:
+         config=None, best: bool = False) -> TrainedGAN:
   """The GAN trained in `workdir` at checkpoint `step` (None: the latest), with its `generator`
   ('ema': the EMA of G's parameters, or 'raw'), on `devices` (default: all local devices).
   Reads the workdir's config.json (`config`, if given, must match it). Does not lock the
-  workdir: a run may go on training meanwhile."""
+  workdir: a run may go on training meanwhile. `best`: the checkpoint kept by
+  config.train.keep_best."""
   devices = jax.local_devices() if devices is None else devices
-  return _open(workdir, config, step, generator, devices, log=lambda m: None)
+  return _open(workdir, config, step, generator, devices, log=lambda m: None, best=best)
 
 
 # --- --mode=sample ---------------------------------------------------------------------------
@@ -379,7 +369,7 @@ def sample_workdir(config, workdir: str, num_samples: Optional[int] = None,
                    step: Optional[int] = None, generator: str = 'ema', seed: int = 0,
                    truncation: Optional[float] = None, sample_format: str = 'npz',
                    interpolate: Optional[int] = None, labels=None, devices=None,
-                   log=tqdm.write) -> dict:
+                   log=tqdm.write, best: bool = False) -> dict:
   """--mode=sample: writes the samples of `workdir`'s checkpoint `step` (None: the latest) in
   the workdir (see the module docstring); returns the JSON record written beside them.
 
@@ -397,7 +387,7 @@ def sample_workdir(config, workdir: str, num_samples: Optional[int] = None,
     recorded = workdir_lib.recorded_config(workdir)
     if recorded is not None:  # a pix2pix or phenomenon run: say so before building anything
       check_gan_run(config or workdir_lib.from_json(recorded), workdir)
-    model = _open(workdir, config, step, generator, devices, log)
+    model = _open(workdir, config, step, generator, devices, log, best=best)
     if not model.is_image and (sample_format != 'npz' or interpolate):
       raise configs.ConfigError(
           f'config.data={model.config.data.name!r} is toy data (vectors, not images): '

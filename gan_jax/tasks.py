@@ -53,7 +53,9 @@ def train_and_evaluate(config, workdir: str, overwrite: bool = False, devices=No
                                   devices=devices, log=log)
 
 
-def evaluate_workdir(config, workdir: str, num_samples: int = None, log=tqdm.write) -> list:
-  """--mode=eval: evaluates the latest checkpoint of `workdir` (config None: its config.json)."""
+def evaluate_workdir(config, workdir: str, num_samples: int = None, log=tqdm.write,
+                     best: bool = False) -> list:
+  """--mode=eval: evaluates the latest (`best`: the best-kept) checkpoint of `workdir` (config
+  None: its config.json)."""
   return train.evaluate_workdir(config, workdir, make_experiment, num_samples=num_samples,
-                                log=log)
+                                log=log, best=best)

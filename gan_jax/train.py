@@ -91,7 +91,7 @@ class _Best:
   def __init__(self, config, workdir: str):
     self.metric, self.direction = evaluation.best_rule(config.train.keep_best)
     self.kind = (config.eval.generators or ('ema',))[0]
-    self.ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints_best'), 1)
+    self.ckpts = checkpoints.Checkpoints(os.path.join(workdir, checkpoints.BEST_DIR), 1)
     previous = [r for r in (logs.read_metrics(workdir) if os.path.exists(
         os.path.join(workdir, 'metrics.jsonl')) else []) if r.get('split') == 'best' and
                 r.get('metric') == self.metric]
@@ -112,7 +112,7 @@ class _Best:
       self.ckpts.save(state)
       self.value = value
       writer.write(step, 'best', {'metric': self.metric, 'value': value,
-                                  'checkpoint': os.path.join('checkpoints_best', str(step))})
+                                  'checkpoint': os.path.join(checkpoints.BEST_DIR, str(step))})
       log(f'step {step}: best {self.metric} so far ({value:.4g}); kept in checkpoints_best/')
 
 
@@ -292,18 +292,20 @@ def _train(exp, config, workdir: str, log) -> dict:
 
 
 def evaluate_workdir(config, workdir: str, make_experiment, num_samples: int = None,
-                     log=tqdm.write) -> list:
+                     log=tqdm.write, best: bool = False) -> list:
   """--mode=eval: evaluates the latest checkpoint of `workdir` and writes eval_STEP.json.
 
   The run's config.json says what was trained; `config` (None: config.json alone) may change
   only the fields a resume may change (eval.*, train intervals). The workdir is locked meanwhile.
+  `best`: the checkpoint kept by config.train.keep_best (checkpoints_best/) instead.
   """
   main = distributed.is_main()
   log = log if main else (lambda message: None)
   with workdir_lib.Lock(workdir, 'eval', create=False) if main else contextlib.nullcontext():
     config = workdir_lib.run_config(workdir, config, 'evaluate')
     exp = make_experiment(config)
-    ckpts = checkpoints.Checkpoints(os.path.join(workdir, 'checkpoints'), config.train.keep)
+    ckpts = checkpoints.Checkpoints(
+        os.path.join(workdir, checkpoints.BEST_DIR if best else 'checkpoints'), config.train.keep)
     try:
       state = ckpts.restore_latest(exp.init_state(), log)
     finally:

@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from PIL import Image
 
 from gan_jax import evaluation, gan, input_pipeline, logs, tasks, toy_data, train
 
@@ -72,6 +73,13 @@ def test_experiment_runs_a_few_steps(name, tmp_path):
   config = load(name)
   assert config.train.steps >= 1000  # the real budget, before the override below
   shrink(config)
+  if config.data.name == 'image_folder':  # your own images: a folder of PNGs the test writes
+    config.data.path = str(tmp_path / 'images')
+    for c in range(2):
+      os.makedirs(tmp_path / 'images' / f'class_{c}')
+      for i in range(32):
+        Image.fromarray(np.random.default_rng(32 * c + i).integers(0, 256, (40, 36, 3), np.uint8)
+                        ).save(tmp_path / 'images' / f'class_{c}' / f'{i}.png')
   mock = tfds.testing.mock_data(num_examples=64) if is_tfds(config) else contextlib.nullcontext()
   with mock:
     result = tasks.train_and_evaluate(config, str(tmp_path), devices=jax.devices()[:1],

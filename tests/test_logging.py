@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+import gan_jax
 from gan_jax import checkpoints, configs, evaluation, gan, logs, tasks
 from test_train import tiny_config  # tests/ is on sys.path
 
@@ -126,6 +127,11 @@ def test_keep_best_keeps_the_best_checkpoint_and_names_it(tmp_path):
   state = ckpts.restore_latest(exp.init_state())
   ckpts.close()
   assert int(state.step) == best['step']
+  # eval and sampling can pick it
+  (record, *_) = tasks.evaluate_workdir(None, str(tmp_path), num_samples=300, best=True,
+                                        log=lambda m: None)
+  assert record['step'] == best['step']
+  assert gan_jax.load(str(tmp_path), best=True).step == best['step']
   with pytest.raises(configs.ConfigError, match="which way 'sharpness' improves is not known; "
                                                 "write 'min:sharpness' or 'max:sharpness'"):
     evaluation.best_rule('sharpness')
