@@ -677,7 +677,7 @@ def from_tfds(name: str, split: str = 'train', *, data_dir: Optional[str] = None
   Raises:
     DatasetUnavailable: the data is not prepared in `data_dir` and `download` is False.
   """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds = import_tfds()
   builder = tfds.builder(name, data_dir=data_dir, file_format='array_record')
   if download:
     download_and_prepare(builder)

@@ -2,6 +2,7 @@
 reference statistics in pytorch-fid's .npz layout."""
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -187,3 +188,15 @@ def test_stats_round_trip_in_pytorch_fid_layout(tmp_path):
   np.savez(tmp_path / 'bad.npz', mean=mu, cov=sigma)
   with pytest.raises(ValueError, match=r"\['cov', 'mean'\]"):
     evaluation.load_stats(tmp_path / 'bad.npz')
+
+
+def test_offline_sources_and_folders_need_no_tfds(tmp_path, monkeypatch):
+  """tensorflow-datasets is an extra: without it the offline digits and image folders load, and
+  a tfds dataset is one sentence naming the extra."""
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', None)  # `import` raises ImportError
+  assert ip.get('mnist5k', split='test').num_examples == 500
+  for i in range(3):
+    Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(tmp_path / f'{i}.png')
+  assert ip.get('image_folder', path=str(tmp_path), split='all').num_examples == 3
+  with pytest.raises(ip.DatasetUnavailable, match=r"pip install 'gan_jax\[tfds\]'"):
+    ip.get('cifar10')
