@@ -433,21 +433,25 @@ def test_shared_reference_pickle_bomb(tmp_path, fmt, kind):
     tracemalloc.stop()
 
 
-@pytest.mark.parametrize('fmt', ['zip', 'legacy'])
-@pytest.mark.parametrize('data,match', [
-    (b'\x80\x02}r\xff\xff\xff\x7f.', 'missing'),  # LONG_BINPUT 2**32-1: 64 GiB of C memo
-    (b'\x80\x05\x96' + (2**40).to_bytes(8, 'little') + b'.', 'BYTEARRAY8'),  # bytearray(2**40)
-    (b'\x80\x02ctorch\nFloatStorage\n}b.', 'refusing to BUILD')])  # rewriting a checked object
-def test_pickle_opcodes_that_allocate_are_harmless(tmp_path, fmt, data, match):
-  path = tmp_path / 'memo.pth'
-  (_write_zip if fmt == 'zip' else _write_legacy)(path, data, {})
-  inception._max_data_bytes()  # pylint: disable=protected-access
+def _refused_in_little_memory(path, fmt, objs, storages, match):
+  """The file written in `fmt` is refused (`match`) with a peak of < 4 MiB allocated."""
+  (_write_zip if fmt == 'zip' else _write_legacy)(path, objs, storages)
+  inception._max_data_bytes()  # pylint: disable=protected-access  # cached before measuring
   tracemalloc.start()
   try:
     _refused(inception.load_params, path, match)
     assert tracemalloc.get_traced_memory()[1] < 4 << 20
   finally:
     tracemalloc.stop()
+
+
+@pytest.mark.parametrize('fmt', ['zip', 'legacy'])
+@pytest.mark.parametrize('data,match', [
+    (b'\x80\x02}r\xff\xff\xff\x7f.', 'missing'),  # LONG_BINPUT 2**32-1: 64 GiB of C memo
+    (b'\x80\x05\x96' + (2**40).to_bytes(8, 'little') + b'.', 'BYTEARRAY8'),  # bytearray(2**40)
+    (b'\x80\x02ctorch\nFloatStorage\n}b.', 'refusing to BUILD')])  # rewriting a checked object
+def test_pickle_opcodes_that_allocate_are_harmless(tmp_path, fmt, data, match):
+  _refused_in_little_memory(tmp_path / 'memo.pth', fmt, data, {}, match)
 
 
 @pytest.mark.parametrize('fmt', ['zip', 'legacy'])
@@ -462,15 +466,7 @@ def test_pickle_opcodes_that_allocate_are_harmless(tmp_path, fmt, data, match):
 def test_tensor_geometry_refused_before_allocation(tmp_path, fmt, geometry, match):
   size, stride, offset = geometry
   objs, storages = _fc_bias(size, stride, offset)
-  path = tmp_path / 'huge.pth'
-  (_write_zip if fmt == 'zip' else _write_legacy)(path, objs, storages)
-  inception._max_data_bytes()  # pylint: disable=protected-access
-  tracemalloc.start()
-  try:
-    _refused(inception.load_params, path, match)
-    assert tracemalloc.get_traced_memory()[1] < 4 << 20
-  finally:
-    tracemalloc.stop()
+  _refused_in_little_memory(tmp_path / 'huge.pth', fmt, objs, storages, match)
 
 
 def test_storage_sizes_must_match_their_declaration(tmp_path, opened):
