@@ -37,7 +37,18 @@ class _QuietOrbax(logging.Filter):
     return not (record.levelno >= logging.ERROR and f'{os.sep}orbax{os.sep}' in record.pathname)
 
 
+class _QuietOrbaxTasks(logging.Filter):
+  """Drops asyncio's 'Task exception was never retrieved' for orbax's own write tasks: when a
+  write fails, the sibling tasks' errors are logged whenever the garbage collector finds them
+  (at exit, at random) — the same failure `poll` or `wait` already raised once."""
+
+  def filter(self, record):
+    return not (record.levelno >= logging.ERROR and
+                f'{os.sep}orbax{os.sep}' in record.getMessage())
+
+
 logging.getLogger('absl').addFilter(_QuietOrbax())
+logging.getLogger('asyncio').addFilter(_QuietOrbaxTasks())
 
 
 def _quiet_closed_loop_callbacks(previous=sys.unraisablehook):
