@@ -124,6 +124,15 @@ def toy_config() -> ml_collections.ConfigDict:
       # FID against statistics written elsewhere (pytorch-fid's .npz: mu, sigma; --mode=stats
       # writes them) instead of the real_split's: only 'fid' can use them.
       'reference_stats': placeholder(str),
+      # The protocol around the feature network (evaluation.PROTOCOLS): a preset matching one
+      # library ('pytorch_fid', 'clean_fid', 'torch_fidelity', 'stylegan2_ada'); each field
+      # below, when set, overrides the preset's: uint8 quantisation of the images, the resize
+      # to 299 ('pytorch_fid', 'tf', 'clean'), Inception's input scaling ('pytorch_fid', 'tf'),
+      # IS logits ('unbiased': without fc's bias, as improved-gan; or 'biased'), a seeded
+      # shuffle before IS's splits, and the seed of KID's subsets (and of that shuffle).
+      'protocol': 'pytorch_fid', 'quantize': placeholder(bool), 'resize': placeholder(str),
+      'input_scale': placeholder(str), 'is_logits': placeholder(str),
+      'is_shuffle': placeholder(bool), 'metric_seed': placeholder(int),
   })
   # Multi-host (gan_jax/distributed.py): unset = single host, or what the environment says.
   c.distributed = ml_collections.ConfigDict({

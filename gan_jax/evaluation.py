@@ -10,6 +10,10 @@ of `config.eval.metrics`:
   fid                fid                              Fréchet distance of the features (float64)
   kid                kid, kid_std                     KID, 100 subsets of ≤ 1000
   inception_score    inception_score, ..._std        10 splits, on the extractor's class probs
+  intra_fid          intra_fid                        FID per class (fakes of label c against the
+                                                      reals of label c), averaged: conditional G
+  fid_infinity       fid_infinity                     FID extrapolated to N → ∞ (Chong & Forsyth)
+  is_infinity        is_infinity                      IS extrapolated to N → ∞ (one split each)
   precision_recall   precision, recall                k = 3, inclusive balls
   density_coverage   density, coverage                k = 5, strict balls
   mmd                mmd2, mmd2_p_value               Gaussian kernel, median heuristic, 200 perms
@@ -24,7 +28,9 @@ Features (`config.eval.features`):
                      weights from `config.eval.inception_weights`
   auto               identity for toy data, digit_classifier for digit datasets, else inception
 
-Real statistics (features, mean and covariance of `num_real` images of `real_split`) are computed
+Real statistics (features, mean and covariance of `num_real` images of `real_split`: a fixed
+random subset, the first num_real of RandomState(0)'s permutation of the split, since files are
+often sorted by class) are computed
 once per (dataset and its options, split, image shape, extractor and weights, count) and cached
 as .npz under `cache_dir` ($GAN_JAX_CACHE or ~/.cache/gan_jax by default). FID comes from
 streaming statistics of the fakes; their features are kept in memory only when a metric needs
@@ -42,10 +48,62 @@ import numpy as np
 from gan_jax import configs, distributed, input_pipeline
 from gan_jax.metrics import (StreamingStats, c2st, density_coverage, digit_classifier,
                              frechet_distance, inception, inception_score,
-                             kernel_inception_distance, mmd2, mode_metrics, precision_recall)
+                             infinity, kernel_inception_distance, mmd2, mode_metrics,
+                             precision_recall, protocol as image_protocol)
 
 FEATURES = ('auto', 'identity', 'digit_classifier', 'inception')
 KID_SUBSETS, KID_SUBSET_SIZE, PR_K, DC_K, IS_SPLITS = 100, 1000, 3, 5, 10
+REAL_SEED = 0  # the reference images: the first num_real of RandomState(0)'s permutation
+
+# What each reference library does around the feature network and in its metrics (the fields of
+# config.eval that a preset sets; metrics/protocol.py describes the image steps). All four feed
+# the 2015 Inception graph's weights; FID is the same Fréchet distance in each, IS has 10 splits,
+# KID 100 subsets of 1,000 with the cubic kernel, fake subsets drawn first.
+#   pytorch_fid     pytorch-fid on PNG files (uint8), F.interpolate bilinear, 2p/255 - 1.
+#                   pytorch-fid has no IS or KID: improved-gan's unbiased IS, KID seed 0.
+#   clean_fid       clean-fid's default mode 'clean': PIL bicubic with antialias on float pixels,
+#                   clipped, the TF graph's (p - 128)/128 (its TorchScript Inception).
+#                   Its KID draws from NumPy's global RNG (unseeded): seed 0 here.
+#   torch_fidelity  torch-fidelity: uint8 input, TF1 bilinear, (p - 128)/128; IS on the
+#                   unbiased logits after a permutation from RandomState(2020); KID's subsets
+#                   from RandomState(2020).
+#   stylegan2_ada   StyleGAN2-ADA's metrics (and StudioGAN's, which reuse its network): uint8,
+#                   the TF1 bilinear its grid_sample reproduces, (p - 128)/128, IS on the
+#                   unbiased logits, no shuffle; its KID is unseeded too.
+PROTOCOLS = {
+    'pytorch_fid': dict(quantize=True, resize='pytorch_fid', input_scale='pytorch_fid',
+                        is_logits='unbiased', is_shuffle=False, metric_seed=0),
+    'clean_fid': dict(quantize=True, resize='clean', input_scale='tf', is_logits='unbiased',
+                      is_shuffle=False, metric_seed=0),
+    'torch_fidelity': dict(quantize=True, resize='tf', input_scale='tf', is_logits='unbiased',
+                           is_shuffle=True, metric_seed=2020),
+    'stylegan2_ada': dict(quantize=True, resize='tf', input_scale='tf', is_logits='unbiased',
+                          is_shuffle=False, metric_seed=0),
+}
+IS_LOGITS = ('unbiased', 'biased')
+_CHOICES = {'resize': image_protocol.RESIZES, 'input_scale': image_protocol.SCALES,
+            'is_logits': IS_LOGITS}
+
+
+def protocol_settings(eval_config) -> dict:
+  """{'protocol', 'quantize', 'resize', 'input_scale', 'is_logits', 'is_shuffle',
+  'metric_seed'} of config.eval: its preset (eval.protocol), each field set there overriding it
+  ('protocol' then names the preset and the overridden fields)."""
+  name = eval_config.get('protocol') or 'pytorch_fid'
+  settings = dict(configs.lookup(PROTOCOLS, 'eval.protocol', name))
+  changed = []
+  for field, default in list(settings.items()):
+    value = eval_config.get(field)
+    if value is None:
+      continue
+    if field in _CHOICES and value not in _CHOICES[field]:
+      raise configs.ConfigError(f'config.eval.{field}={value!r} is not known; valid choices: '
+                                f'{", ".join(_CHOICES[field])}')
+    if value != default:
+      settings[field] = value
+      changed.append(field)
+  settings['protocol'] = name + (f' (with {", ".join(changed)} changed)' if changed else '')
+  return settings
 
 
 class Inputs(NamedTuple):
@@ -54,7 +112,9 @@ class Inputs(NamedTuple):
   real: {'features' (N, D), 'mu', 'sigma'} of the reference; fake: (M, D) fake features;
   probs: (M, C) class probabilities of the fakes; fake_stats: their streamed (mu, sigma);
   centers, std: the mixture's ('modes'); two_sample_size: MMD and C2ST use the first this many
-  of each set.
+  of each set; seed: of KID's subsets, FID∞'s and IS∞'s draws and, with `shuffle`, of the
+  permutation before IS's splits; fake_labels: (M,) classes of the fakes, real['labels'] those of
+  the reference (intra-FID).
   """
   real: Optional[dict] = None
   fake: Optional[np.ndarray] = None
@@ -63,6 +123,9 @@ class Inputs(NamedTuple):
   centers: Optional[np.ndarray] = None
   std: Optional[float] = None
   two_sample_size: int = 2500
+  seed: int = 0
+  shuffle: bool = False
+  fake_labels: Optional[np.ndarray] = None
 
 
 class Metric(NamedTuple):
@@ -80,13 +143,34 @@ def _fid(i: Inputs) -> dict:
 
 
 def _kid(i: Inputs) -> dict:
-  kid, std = kernel_inception_distance(i.real['features'], i.fake, KID_SUBSETS, KID_SUBSET_SIZE)
+  kid, std = kernel_inception_distance(i.fake, i.real['features'], KID_SUBSETS, KID_SUBSET_SIZE,
+                                       seed=i.seed)
   return {'kid': kid, 'kid_std': std}
 
 
 def _inception_score(i: Inputs) -> dict:
-  score, std = inception_score(i.probs, IS_SPLITS)
+  score, std = inception_score(i.probs, IS_SPLITS, shuffle_seed=i.seed if i.shuffle else None)
   return {'inception_score': score, 'inception_score_std': std}
+
+
+def _intra_fid(i: Inputs) -> dict:
+  return {'intra_fid': intra_fid(i.real['features'], i.real['labels'], i.fake, i.fake_labels)}
+
+
+def intra_fid(real, real_labels, fake, fake_labels) -> float:
+  """Intra-class FID (Miyato & Koyama 2018, "cGANs with Projection Discriminator",
+  arXiv:1802.05637): the mean over classes c of FID(reals of class c, fakes of class c)."""
+  real_labels, fake_labels = np.asarray(real_labels), np.asarray(fake_labels)
+  fids = []
+  for c in np.unique(np.concatenate([real_labels, fake_labels])):
+    r, f = real[real_labels == c], fake[fake_labels == c]
+    if min(len(r), len(f)) < 2:
+      raise ValueError(f'intra_fid: class {int(c)} has {len(r)} reference and {len(f)} generated '
+                       'samples; each class needs at least 2 of each (raise eval.num_samples '
+                       'and eval.num_real)')
+    stats = [StreamingStats.init(real.shape[1]).update(x).finalize() for x in (r, f)]
+    fids.append(frechet_distance(*stats[0], *stats[1]))
+  return float(np.mean(fids))
 
 
 def _mmd(i: Inputs) -> dict:
@@ -97,6 +181,12 @@ def _mmd(i: Inputs) -> dict:
 def _c2st(i: Inputs) -> dict:
   result = c2st(i.real['features'][:i.two_sample_size], i.fake[:i.two_sample_size])
   return {'c2st_accuracy': result['accuracy'], 'c2st_p_value': result['p_value']}
+
+
+def _infinity_protocol(counts: dict) -> str:
+  n = counts['n']
+  return (f'least-squares a + b/N over {infinity.NUM_POINTS} N from {min(5000, n // 2)} to {n}, '
+          f'subsets from RandomState({counts.get("seed", 0)})')
 
 
 def _two_sample_size(counts: dict) -> dict:
@@ -112,8 +202,20 @@ METRICS = {
         np.argmax(i.probs, axis=1), i.probs.shape[1])),
     'fid': Metric(('real',), _fid),
     'kid': Metric(('real', 'fake'), _kid, lambda c: {
-        'kid': f'{KID_SUBSETS} subsets of min({KID_SUBSET_SIZE}, n), cubic kernel'}),
-    'inception_score': Metric(('probs',), _inception_score),
+        'kid': f'{KID_SUBSETS} subsets of min({KID_SUBSET_SIZE}, n), cubic kernel, fake subset '
+               f'first, RandomState({c.get("seed", 0)})'}),
+    'inception_score': Metric(('probs',), _inception_score, lambda c: {
+        'inception_score': f'{IS_SPLITS} splits' + (f' after a RandomState({c.get("seed", 0)}) '
+                                                    'permutation' if c.get('shuffle') else '')
+                           + (f', {c["is_logits"]} logits' if c.get('is_logits') else '')}),
+    'intra_fid': Metric(('real', 'fake', 'labels'), _intra_fid,
+                        lambda c: {'intra_fid': 'mean over classes of FID(class c reals, class c '
+                                                'fakes)'}),
+    'fid_infinity': Metric(('real', 'fake'), lambda i: {'fid_infinity': infinity.fid_infinity(
+        i.fake, i.real['mu'], i.real['sigma'], seed=i.seed)['fid_infinity']},
+        lambda c: {'fid_infinity': _infinity_protocol(c)}),
+    'is_infinity': Metric(('probs',), lambda i: {'is_infinity': infinity.is_infinity(
+        i.probs, seed=i.seed)['is_infinity']}, lambda c: {'is_infinity': _infinity_protocol(c)}),
     'precision_recall': Metric(('real', 'fake'),
                                lambda i: precision_recall(i.real['features'], i.fake, PR_K),
                                lambda c: {'prdc_k': {'precision_recall': PR_K}}),
@@ -152,10 +254,12 @@ def needs(names) -> set:
 
 
 def compute_metrics(names, real: Optional[dict], fake, probs=None, fake_stats=None,
-                    centers=None, std=None, two_sample_size: int = 2500) -> dict:
+                    centers=None, std=None, two_sample_size: int = 2500, seed: int = 0,
+                    shuffle: bool = False, fake_labels=None) -> dict:
   """The metrics `names` (keys of METRICS) of fake features against the real reference; the
   arguments are those of `Inputs`."""
-  inputs = Inputs(real, fake, probs, fake_stats, centers, std, two_sample_size)
+  inputs = Inputs(real, fake, probs, fake_stats, centers, std, two_sample_size, seed, shuffle,
+                  fake_labels)
   metrics = {}
   for name in names:
     metrics.update(configs.lookup(METRICS, 'eval.metrics', name).compute(inputs))
@@ -218,38 +322,58 @@ def digit_extractor(cache_dir: Optional[str] = None, log=print) -> Extractor:
                     'classifier_sha256': sha, 'classifier_test_accuracy': clf.test_accuracy})
 
 
-def inception_extractor(weights_path: Optional[str], cache_root: Optional[str] = None) -> Extractor:
+def inception_extractor(weights_path: Optional[str], cache_root: Optional[str] = None,
+                        settings: Optional[dict] = None) -> Extractor:
   """pytorch-fid's Inception-V3: 2048-d pool3 features, softmax of the 1008 logits.
 
-  Without `weights_path`, pytorch-fid's file is downloaded once into the cache.
+  `settings` (`protocol_settings`; None: the pytorch_fid preset) say how images in [-1, 1]
+  become the network's input: uint8 quantisation, the resize to 299 × 299 and the input
+  scaling (metrics/protocol.py), and whether IS's logits keep fc's bias. Grey images are tiled
+  to RGB. Without `weights_path`, pytorch-fid's file is downloaded once into the cache.
   """
+  settings = settings or dict(PROTOCOLS['pytorch_fid'], protocol='pytorch_fid')
   try:
     weights_path = weights_path or inception.fetch_weights(cache_root)
     variables = inception.load_params(weights_path)
   except (ValueError, OSError) as e:
     raise configs.ConfigError(f'config.eval.inception_weights: {e}') from None
-  model = inception.FIDInceptionV3()
+  model = inception.FIDInceptionV3(image_size=None)
+  size = (299, 299)
+  fc = variables['params']['fc']
 
   def apply(x):
     if x.shape[-1] == 1:
       x = jnp.tile(x, (1, 1, 1, 3))
-    out = model.apply(variables, x)
-    return out['pool'], jax.nn.softmax(out['logits'], axis=-1)
+    pixels = image_protocol.to_pixels(x, settings['quantize'])
+    pixels = image_protocol.resize(pixels, size, settings['resize'])
+    out = model.apply(variables, image_protocol.scale(pixels, settings['input_scale']))
+    logits = out['logits']
+    if settings['is_logits'] == 'unbiased':  # improved-gan's softmax(pool3 · W)
+      logits = jnp.dot(out['pool'], fc['kernel'], precision=jax.lax.Precision.HIGHEST)
+    return out['pool'], jax.nn.softmax(logits, axis=-1)
 
   sha = inception.weights_sha256(weights_path)
-  return Extractor('inception', apply, f'inception-{sha[:12]}',
+  resize = {'pytorch_fid': 'bilinear, half-pixel (F.interpolate)', 'tf': 'TF1 bilinear',
+            'clean': 'PIL bicubic, antialiased, clipped'}[settings['resize']]
+  scale = {'pytorch_fid': '2p/255 - 1', 'tf': '(p - 128)/128'}[settings['input_scale']]
+  key = f'inception-{sha[:12]}-q{int(settings["quantize"])}-{settings["resize"]}-' \
+        f'{settings["input_scale"]}'
+  return Extractor('inception', apply, key,
                    {'features': 'FID Inception-V3 pool3 (pytorch-fid port)', 'weights_sha256': sha,
-                    'resize': 'bilinear to 299×299, grey images tiled to RGB'})
+                    'resize': f'{resize} to 299×299, grey images tiled to RGB',
+                    'input_scale': scale})
 
 
 def make_extractor(features: str, eval_config, log=print) -> Extractor:
   """The feature network `features` ('identity', 'digit_classifier', 'inception') with the
-  options of config.eval (its cache_dir, inception_weights: downloaded once when not given)."""
+  options of config.eval (its cache_dir, inception_weights: downloaded once when not given, and
+  the protocol's image steps)."""
   if features == 'identity':
     return identity_extractor()
   if features == 'digit_classifier':
     return digit_extractor(eval_config.get('cache_dir'), log)
-  return inception_extractor(eval_config.get('inception_weights'), eval_config.get('cache_dir'))
+  return inception_extractor(eval_config.get('inception_weights'), eval_config.get('cache_dir'),
+                             protocol_settings(eval_config))
 
 
 def resolve_features(eval_config, data_name: str, samples: bool) -> str:
@@ -278,7 +402,9 @@ class Evaluator:
     data: the training dataset (a ToyDataset or an ImageDataset).
     real_data: the dataset of the reference images (the `real_split` of `data`), or None: the
       reference is then fresh draws of `data`'s distribution (`data.sample`, the toys).
-    generate: jitted (g_params, g_batch_stats, key, labels, n) -> (n, *sample_shape) samples.
+    generate: jitted (g_params, g_batch_stats, key, indices, labels) -> (len(indices),
+      *sample_shape) samples, sample j drawn from the noise of (key, j) alone (the eval's
+      samples are then the first n of one fixed sequence, whatever the batch or device count).
     num_classes: > 0 for a conditional generator (eval labels cycle through the classes).
     batch_sharding: the sharding of a (batch, ...) array over the mesh.
     eval_key: the run's eval key (fixed noise).
@@ -296,6 +422,9 @@ class Evaluator:
     for metric in self.metrics:
       configs.lookup(METRICS, 'eval.metrics', metric)
     self.features = resolve_features(e, data.name, self.fresh)
+    self.settings = protocol_settings(e)
+    # Images (fakes and the reference alike) go through uint8 first when the protocol says so.
+    self.quantize = bool(self.settings['quantize']) and not self.fresh
     devices = batch_sharding.mesh.size
     self.batch_size = max(devices, e.get('batch_size', 500) // devices * devices)
     self._real = {}
@@ -306,18 +435,28 @@ class Evaluator:
         self._stats_file = load_stats(e.reference_stats)
       except (OSError, ValueError) as err:
         raise configs.ConfigError(f'config.eval.reference_stats: {err}') from None
-      others = [m for m in self.metrics if 'real' in METRICS[m].needs and m != 'fid']
+      others = [m for m in self.metrics if 'real' in METRICS[m].needs and
+                m not in ('fid', 'fid_infinity')]
       if others:
         raise configs.ConfigError(
             f'config.eval.reference_stats holds only mu and sigma, which {", ".join(others)} '
-            'cannot use; keep only fid (and metrics of the fakes alone) in config.eval.metrics')
+            'cannot use; keep only fid, fid_infinity and metrics of the fakes alone in '
+            'config.eval.metrics')
     # The feature network, built (the digit CNN: trained, once, then cached on disk) now.
     self.extractor = make_extractor(self.features, e, log) if self.metrics else None
-    self._apply = jax.jit(self.extractor.apply) if self.extractor else None
+    self._apply = None
+    if self.extractor:
+      prepare = ((lambda x: image_protocol.quantize(x) / 127.5 - 1) if self.quantize else
+                 (lambda x: x))
+      self._apply = jax.jit(lambda x: self.extractor.apply(prepare(x)))
 
   def _check(self):
     """Every metric/feature/data combination that cannot work, as a ConfigError now."""
     need = needs(self.metrics)
+    if 'labels' in need and not self.num_classes:
+      raise configs.ConfigError("config.eval.metrics: 'intra_fid' compares each class's fakes "
+                                'with its reals, so it needs a class-conditional generator '
+                                '(labelled data and a conditional model)')
     if 'centers' in need and self.centers is None:
       raise configs.ConfigError(f"config.eval.metrics: 'modes' needs a mixture dataset, and "
                                 f'{self.data.name!r} has no modes; remove it from eval.metrics')
@@ -350,7 +489,8 @@ class Evaluator:
     shape = 'x'.join(map(str, self.real_data.image_shape))
     contents = getattr(self.real_data, 'contents_key', None)  # an image folder's files
     data = f'{d.name}-{_data_key(d)}' + (f'-{contents}' if contents else '')
-    name = f'{data}-{split}-{shape}-{self.extractor.key}-n{n}.npz'
+    quantized = '-u8' if self.quantize else ''
+    name = f'{data}-{split}-{shape}-{self.extractor.key}{quantized}-perm{REAL_SEED}-n{n}.npz'
     return os.path.join(configs.cache_dir('real_stats', e.get('cache_dir')), name)
 
   def real_reference(self, n: int) -> dict:
@@ -365,22 +505,26 @@ class Evaluator:
     if distributed.agreed(os.path.exists(path)):  # every process takes the same branch
       try:
         with np.load(path, allow_pickle=False) as f:
-          self._real[n] = {k: f[k] for k in ('features', 'mu', 'sigma')}
+          self._real[n] = {k: f[k] for k in ('features', 'mu', 'sigma', 'labels')}
         return self._real[n]
       except (OSError, ValueError, KeyError) as err:
         self.log(f'real statistics cache {path} is unreadable ({err}); recomputing')
     self.log(f'computing the real statistics of {n} {self.config.data.name} images '
              f'({self.extractor.name} features); cached in {path}')
-    feats, stats = [], None
+    feats, labels, stats = [], [], None
+    order = np.random.RandomState(REAL_SEED).permutation(len(self.real_data))
     for start in range(0, n, self.batch_size):
       m = min(self.batch_size, n - start)
-      idx = np.arange(start, start + self.batch_size) % len(self.real_data)
-      x = distributed.put_global(self.real_data.read(idx)['image'], self.batch_sharding)
+      idx = order[np.arange(start, start + self.batch_size) % len(order)]
+      batch = self.real_data.read(idx)
+      x = distributed.put_global(batch['image'], self.batch_sharding)
       f_batch = self._extract(x)[0][:m]
       stats = (stats or StreamingStats.init(f_batch.shape[1])).update(f_batch)
       feats.append(f_batch.astype(np.float32))
+      labels.append(np.asarray(batch['label'][:m], np.int32))
     mu, sigma = stats.finalize()
-    ref = {'features': np.concatenate(feats), 'mu': mu, 'sigma': sigma}
+    ref = {'features': np.concatenate(feats), 'mu': mu, 'sigma': sigma,
+           'labels': np.concatenate(labels)}
     if distributed.is_main():
       os.makedirs(os.path.dirname(path), exist_ok=True)
       tmp = f'{path}.tmp{os.getpid()}.npz'
@@ -391,17 +535,34 @@ class Evaluator:
 
   # --- fakes -------------------------------------------------------------------------------
 
-  def fake_features(self, g_params, g_batch_stats, n: int, keep: bool):
-    """(features (n, D) or None, probs (n, C) or None, (mu, sigma)) of n fixed-noise samples."""
+  def _generated(self, g_params, g_batch_stats, n: int):
+    """Device batches of the first n eval samples (padded to whole batches): sample j from the
+    noise of (eval_key, j), label j mod C for a conditional G."""
+    for start in range(0, n, self.batch_size):
+      indices = np.arange(start, start + self.batch_size)
+      labels = (jnp.asarray(indices % self.num_classes, jnp.int32) if self.num_classes else
+                None)
+      yield self.generate(g_params, g_batch_stats, self.eval_key,
+                          jnp.asarray(indices, jnp.uint32), labels)
+
+  def _from_array(self, samples):
+    """Device batches of host samples (uint8 images, or floats in [-1, 1]), the last padded."""
+    for start in range(0, len(samples), self.batch_size):
+      x = np.asarray(samples[start:start + self.batch_size])
+      x = x.astype(np.float32) / 127.5 - 1 if x.dtype == np.uint8 else x.astype(np.float32)
+      pad = self.batch_size - x.shape[0]
+      if pad:
+        x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
+      yield distributed.put_global(x, self.batch_sharding)
+
+  def fake_features(self, g_params, g_batch_stats, n: int, keep: bool, samples=None):
+    """(features (n, D) or None, probs (n, C) or None, (mu, sigma)) of the first n eval samples
+    of the generator, or of `samples` (n = len(samples)) when given."""
+    batches = (self._generated(g_params, g_batch_stats, n) if samples is None else
+               self._from_array(samples))
     feats, probs, stats = [], [], None
-    for i, start in enumerate(range(0, n, self.batch_size)):
+    for start, x in zip(range(0, n, self.batch_size), batches):
       m = min(self.batch_size, n - start)
-      labels = None
-      if self.num_classes:
-        labels = jnp.asarray(np.arange(start, start + self.batch_size) % self.num_classes,
-                             jnp.int32)
-      x = self.generate(g_params, g_batch_stats, jax.random.fold_in(self.eval_key, i), labels,
-                        self.batch_size)
       f_batch, p_batch = self._extract(x)
       f_batch = f_batch[:m]
       stats = (stats or StreamingStats.init(f_batch.shape[1])).update(f_batch)
@@ -412,17 +573,26 @@ class Evaluator:
     return (np.concatenate(feats) if keep else None, np.concatenate(probs) if probs else None,
             stats.finalize())
 
-  def __call__(self, g_params, g_batch_stats, n: int, generator: str = 'ema'):
-    """(metrics, protocol) of n samples of the generator with these parameters."""
+  def __call__(self, g_params, g_batch_stats, n: int, generator: str = 'ema', samples=None,
+               labels=None):
+    """(metrics, protocol) of n samples of the generator with these parameters, or of the given
+    `samples` (N, *sample_shape) (uint8 images or floats in [-1, 1]; n = N; `generator` names
+    where they come from) and their `labels` (N,) (intra_fid needs them)."""
     e = self.config.eval
     if not self.metrics:
       return {}, {}
     need = needs(self.metrics)
+    fake_labels = np.arange(n) % self.num_classes if self.num_classes else None
+    if samples is not None:
+      n, fake_labels = len(samples), labels
+      if 'labels' in need and labels is None:
+        raise configs.ConfigError("config.eval.metrics: 'intra_fid' needs the samples' labels "
+                                  '(an array labels beside images in the .npz)')
     fake, probs, (mu_f, sigma_f) = self.fake_features(g_params, g_batch_stats, n,
-                                                      keep='fake' in need)
+                                                      keep='fake' in need, samples=samples)
     n_real, real = None, None
     stats_file = e.get('reference_stats')
-    if 'real' in need and stats_file:  # only 'fid' (checked at construction)
+    if 'real' in need and stats_file:  # only fid, fid_infinity (checked at construction)
       mu, sigma = self._stats_file
       real = {'mu': mu, 'sigma': sigma}
     elif 'real' in need:
@@ -431,18 +601,29 @@ class Evaluator:
         n_real = min(n_real, len(self.real_data))
       real = self.real_reference(n_real)
     pair = int(e.get('two_sample_size', 2500))
+    seed, shuffle = int(self.settings['metric_seed']), bool(self.settings['is_shuffle'])
     metrics = compute_metrics(self.metrics, real, fake, probs, (mu_f, sigma_f), self.centers,
-                              self.std, pair)
+                              self.std, pair, seed, shuffle, fake_labels)
     fields = {'generator': generator, 'num_samples': n, 'data': self.config.data.name,
-              'eval_noise': 'fixed: batch i from fold_in(eval_key, i)', **self.extractor.protocol}
+              'eval_noise': ('fixed: sample j from fold_in(eval_key, j)' if samples is None else
+                             'given samples'), **self.extractor.protocol}
+    if not self.fresh:
+      fields.update(quantize=self.quantize)
+    if self.features == 'inception':
+      fields.update(protocol=self.settings['protocol'])
     if stats_file:
       fields.update(real=f'statistics file {stats_file}')
     if n_real is not None:
       fields.update(num_real=n_real, real=('fresh draws' if self.fresh else
                                            e.get('real_split') or
                                            self.config.data.get('split', 'train')))
-    return metrics, stamp(self.metrics, fields, {'n': n, 'n_real': n_real, 'pair': pair,
-                                                 'centers': self.centers, 'std': self.std})
+      if not self.fresh:
+        fields.update(real_subset=f'the first {n_real} of RandomState({REAL_SEED})\'s '
+                                  'permutation of the split')
+    return metrics, stamp(self.metrics, fields, {
+        'n': n, 'n_real': n_real, 'pair': pair, 'centers': self.centers, 'std': self.std,
+        'seed': seed, 'shuffle': shuffle,
+        'is_logits': self.settings['is_logits'] if self.features == 'inception' else None})
 
 
 # --- reference statistics as files -------------------------------------------------------------

@@ -3,7 +3,8 @@ a toy distribution (sampled inside jit) or an image dataset (fed by the host).
 
 `GANExperiment` binds the pure steps of gan_jax/steps.py (a `steps.GAN` spec) to the shared
 plumbing of gan_jax/experiment.py, and evaluates through gan_jax/evaluation.py: fixed-noise
-samples of the EMA and/or raw generator, their features, the metrics of config.eval.metrics.
+samples of the EMA and/or raw generator (sample j from the latents of (eval_key, j): the same as
+`gan_jax.load(workdir).eval_samples(n)`), their features, the metrics of config.eval.metrics.
 Plots: samples over the data with D's contour behind them (toys), sample grids (images; one row
 per class for a conditional G).
 """
@@ -15,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gan_jax import configs, distributed, evaluation, experiment, input_pipeline, plots
-from gan_jax import sharding, steps, toy_data
+from gan_jax import sampling, sharding, steps, toy_data
 from gan_jax.experiment import generator_params
 
 
@@ -90,12 +91,15 @@ class GANExperiment(experiment.Experiment):
 
   @functools.cached_property
   def _sample(self):
+    """G of the latents of (key, j) for each index j (sampling.latents): sample j is the same
+    whatever the batch it is drawn in."""
     gan = self.gan
 
-    def sample(params, stats, key, labels, n):
-      return steps.generate(gan, params, stats, steps.sample_z(gan, key, n), labels)
+    def sample(params, stats, key, indices, labels):
+      z = gan.shard_batch(sampling.latents(key, indices, gan.z_dim))
+      return steps.generate(gan, params, stats, z, labels)
 
-    return jax.jit(sample, static_argnums=4)
+    return jax.jit(sample)
 
   @functools.cached_property
   def _discriminate(self):
@@ -109,7 +113,8 @@ class GANExperiment(experiment.Experiment):
       labels = np.arange(n) % self.gan.num_classes
     labels = None if labels is None else jnp.asarray(labels, jnp.int32)
     return distributed.to_host(self._sample(generator_params(state, kind), state.g.batch_stats,
-                                            self.eval_key, labels, n))
+                                            self.eval_key, jnp.arange(n, dtype=jnp.uint32),
+                                            labels))
 
   def evaluate_params(self, params, batch_stats, n: int, kind: str):
     return self.evaluator(params, batch_stats, n, kind)

@@ -10,7 +10,9 @@ checks themselves live in configs.py and workdir.py. `--mode=eval` and `--mode=s
 
 Modes:
   train         train (resuming from the latest checkpoint)
-  eval          evaluate the latest checkpoint (--num_samples), writes eval_STEP.json
+  eval          evaluate the latest checkpoint (--num_samples), writes eval_STEP.json; with
+                --samples=FILE.npz the images of that file instead (uint8 NHWC `images`, as
+                --mode=sample, clean-fid and torch-fidelity write), writes eval_FILE.json
   sample        N samples (--num_samples, default 10000) of a GAN run's checkpoint (--step,
                 default the latest) and generator (--generator=ema|raw), noise seed
                 --sample_seed (default 0; sample j's noise is a function of (seed, j) alone, so
@@ -18,7 +20,8 @@ Modes:
                 --labels=C[,C...] (classes of a conditional G; default: 0..C-1 in turn),
                 --sample_format=npz|png|both, --interpolate=K (a K x 8 slerp grid): writes
                 samples_STEP.npz (uint8 NHWC `images`, `labels`; toy data: float32 `samples`),
-                samples_STEP/*.png, samples_STEP.json, interpolation_STEP.png in the workdir
+                samples_STEP/*.png, samples_STEP.json, interpolation_STEP.png in the workdir;
+                --eval_noise: the samples the training loop's evaluation scores instead
   stats         FID reference statistics of the config's real data (eval.real_split, its
                 feature network, --num_samples images, default eval.num_real or
                 eval.num_samples) in pytorch-fid's .npz layout (mu, sigma), written to
@@ -61,10 +64,14 @@ flags.DEFINE_integer('interpolate', None, 'With --mode=sample: K >= 1, also writ
                      'interpolation_STEP.png, K rows x 8 columns of latent slerps.')
 flags.DEFINE_list('labels', None, 'With --mode=sample, a conditional G: the classes to sample, in '
                   'turn (e.g. 3, or 0,1); default: every class in turn.')
+flags.DEFINE_bool('eval_noise', False, 'With --mode=sample: the noise of the in-loop evaluation '
+                  '(the samples its FID was computed on) instead of --sample_seed\'s.')
+flags.DEFINE_string('samples', None, 'With --mode=eval: an .npz of samples to evaluate (uint8 '
+                    '`images` (N, H, W, C)) instead of a checkpoint\'s generator.')
 flags.DEFINE_bool('best', False, 'With --mode=eval or --mode=sample: the checkpoint kept by '
                   'train.keep_best (checkpoints_best/) instead of the latest.')
 SAMPLE_FLAGS = ('step', 'generator', 'sample_seed', 'truncation', 'sample_format', 'interpolate',
-                'labels')
+                'labels', 'eval_noise')
 
 # The top-level fields of every config (gan_jax/configs.py), for --help.
 CONFIG_FIELDS = {
@@ -161,6 +168,13 @@ def _check_mode_flags():
                f'{"evaluate on" if mode == "eval" else "write"})')
   if FLAGS.best and mode not in ('eval', 'sample'):
     sys.exit(f'error: --best is for --mode=eval and --mode=sample (this is --mode={mode})')
+  if FLAGS.samples is not None and mode != 'eval':
+    sys.exit(f'error: --samples is for --mode=eval (this is --mode={mode})')
+  if FLAGS.samples is not None and (FLAGS.best or FLAGS.num_samples is not None):
+    sys.exit(f'error: --samples={FLAGS.samples} evaluates a file\'s samples, all of them; '
+             f'--{"best" if FLAGS.best else "num_samples"} does not apply')
+  if FLAGS.eval_noise and FLAGS['sample_seed'].present:
+    sys.exit('error: --eval_noise and --sample_seed both choose the noise; give one of them')
   if FLAGS.best and FLAGS.step is not None:
     sys.exit('error: --best and --step both choose the checkpoint; give one of them')
   given = [name for name in SAMPLE_FLAGS if FLAGS[name].present]
@@ -245,6 +259,9 @@ def main(argv):
     distributed.initialize(config or {})  # multi-host, if configured or detected
     if FLAGS.mode == 'train':
       tasks.train_and_evaluate(config, FLAGS.workdir, overwrite=FLAGS.overwrite)
+    elif FLAGS.mode == 'eval' and FLAGS.samples is not None:
+      from gan_jax import sampling
+      sampling.evaluate_samples(config, FLAGS.workdir, FLAGS.samples)
     elif FLAGS.mode == 'eval':
       tasks.evaluate_workdir(config, FLAGS.workdir, FLAGS.num_samples, best=FLAGS.best)
     elif FLAGS.mode == 'stats':
@@ -254,7 +271,8 @@ def main(argv):
       from gan_jax import sampling
       sampling.sample_workdir(
           config, FLAGS.workdir, num_samples=FLAGS.num_samples, step=FLAGS.step,
-          generator=FLAGS.generator, seed=FLAGS.sample_seed, truncation=FLAGS.truncation,
+          generator=FLAGS.generator, seed='eval' if FLAGS.eval_noise else FLAGS.sample_seed,
+          truncation=FLAGS.truncation,
           sample_format=FLAGS.sample_format, interpolate=FLAGS.interpolate,
           labels=None if FLAGS.labels is None else [int(c) for c in FLAGS.labels],
           best=FLAGS.best)

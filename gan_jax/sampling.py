@@ -10,6 +10,8 @@ The noise of sample j is a pure function of (seed, j): z_j ~ N(0, I) drawn from
 not depend on the batch size, the device count or how many samples are asked for
 (`generate(n)` is the first n of `generate(m)`, m > n), and `--mode=sample --sample_seed=s`
 writes exactly `load(workdir).generate(n, seed=s)` of the same generator and step.
+seed='eval' (`--eval_noise`) draws from the run's eval key instead: the samples the training
+loop's evaluation (and --mode=eval) scores, so other tools can score exactly those.
 
 The truncation trick (Brock et al. 2019, "Large Scale GAN Training for High Fidelity Natural
 Image Synthesis", arXiv:1809.11096, section 3.1): each component of z with |z| > ψ is resampled
@@ -197,6 +199,19 @@ class TrainedGAN:
                                 f'has classes 0..{self.num_classes - 1}')
     return out.astype(np.int32)
 
+  def _key(self, seed):
+    """The noise key of `seed`: an int ≥ 0, or 'eval' (the run's eval key)."""
+    if seed == 'eval':
+      return self._exp.eval_key
+    if isinstance(seed, str) or int(seed) < 0:
+      raise configs.ConfigError(f"seed={seed!r}: an integer >= 0, or 'eval' (the eval's noise)")
+    return jax.random.key(int(seed))
+
+  def eval_samples(self, n: int, output: str = 'uint8') -> np.ndarray:
+    """The first n samples the training loop's evaluation scores (its fixed noise, labels
+    cycling through the classes): `generate(n, seed='eval')`."""
+    return self.generate(n, seed='eval', output=output)
+
   def _put(self, x):
     return distributed.put_global(np.ascontiguousarray(x), self._exp.eval_sharding)
 
@@ -204,8 +219,9 @@ class TrainedGAN:
                output: str = 'uint8', progress: bool = False) -> np.ndarray:
     """n samples as numpy: images (n, H, W, C) uint8 (output='uint8') or float32 in [-1, 1]
     (output='float'); toy data: float32 (n, D) whatever `output`. Sample j's noise is drawn
-    from (seed, j) (see the module docstring); `labels` as in `labels_for`; `truncation` ψ > 0
-    or None. Runs in batches of `batch_size`, sharded over the devices."""
+    from (seed, j) (see the module docstring; seed='eval': the eval's noise); `labels` as in
+    `labels_for`; `truncation` ψ > 0 or None. Runs in batches of `batch_size`, sharded over the
+    devices."""
     n = int(n)
     if n < 1:
       raise configs.ConfigError(f'n={n}: ask for at least one sample')
@@ -215,7 +231,7 @@ class TrainedGAN:
       raise configs.ConfigError(f'truncation={truncation} must be > 0 (the bound ψ on |z|)')
     truncation = None if truncation is None else float(truncation)
     labels = self.labels_for(n, labels)
-    fn, key, b = self._sample_fn(truncation), jax.random.key(int(seed)), self.batch_size
+    fn, key, b = self._sample_fn(truncation), self._key(seed), self.batch_size
     out = []
     starts = range(0, n, b)
     for start in tqdm(starts, desc=f'sampling {n} ({b} a batch)', unit='batch',
@@ -250,7 +266,7 @@ class TrainedGAN:
 
   def latents(self, n: int, seed: int = 0, truncation: Optional[float] = None) -> np.ndarray:
     """The (n, z_dim) latents `generate(n, seed, truncation=...)` feeds G."""
-    return np.asarray(latents(jax.random.key(int(seed)), np.arange(n), self._gan.z_dim,
+    return np.asarray(latents(self._key(seed), np.arange(n), self._gan.z_dim,
                               truncation))
 
   def interpolate(self, rows: int, seed: int = 0, labels=None, truncation=None,
@@ -404,7 +420,8 @@ def sample_workdir(config, workdir: str, num_samples: Optional[int] = None,
     tag = f'{model.step:07d}'
     log(f'sampling {n} from the {generator} generator of step {model.step} of {workdir}')
     x = model.generate(n, seed, all_labels, truncation, 'uint8', progress=main)
-    record = {'step': model.step, 'generator': generator, 'seed': int(seed),
+    record = {'step': model.step, 'generator': generator,
+              'seed': seed if seed == 'eval' else int(seed),
               'truncation': None if truncation is None else float(truncation),
               'num_samples': n, 'data': model.config.data.name,
               'shape': list(x.shape[1:]), 'format': sample_format}
@@ -467,3 +484,51 @@ def write_stats(config, workdir: str, num_samples: Optional[int] = None, log=pri
   log(f'wrote the FID statistics of {n} {config.data.name} {split} images '
       f'({exp.evaluator.extractor.name} features) to {path}')
   return path
+
+
+def read_samples(path: str, data_shape: tuple) -> tuple:
+  """(samples, labels or None) of a samples .npz: uint8 `images` (N, H, W, C) (what
+  --mode=sample, clean-fid and torch-fidelity write), or float32 `samples` (N, D) (toy data);
+  a ConfigError naming the file unless they have this run's shape."""
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      arrays = {k: f[k] for k in f.files}
+  except (OSError, ValueError) as e:
+    raise configs.ConfigError(f'--samples={path}: not a readable .npz ({e})') from None
+  key = 'images' if 'images' in arrays else 'samples' if 'samples' in arrays else None
+  if key is None:
+    raise configs.ConfigError(f'--samples={path}: needs an array images (N, H, W, C) uint8 or '
+                              f'samples (N, D); found {sorted(arrays) or "none"}')
+  x = arrays[key]
+  if x.ndim < 2 or tuple(x.shape[1:]) != tuple(data_shape) or not len(x):
+    raise configs.ConfigError(f'--samples={path}: {key} has shape {x.shape}; this run\'s samples '
+                              f'are (N, {", ".join(map(str, data_shape))}), N >= 1')
+  if x.dtype != np.uint8 and not (np.issubdtype(x.dtype, np.floating) and
+                                  np.all(np.abs(x) <= 1)):
+    raise configs.ConfigError(f'--samples={path}: {key} must be uint8 or floats in [-1, 1]; '
+                              f'found {x.dtype} in [{x.min()}, {x.max()}]')
+  return x, arrays.get('labels')
+
+
+def evaluate_samples(config, workdir: str, path: str, log=print) -> dict:
+  """--mode=eval --samples=PATH: config.eval.metrics of the samples in an .npz (`read_samples`)
+  against the run's reference, with the run's protocol: written to `workdir`/eval_NAME.json
+  (NAME: the file's name) and returned as {'metrics', 'protocol'}. A file of
+  `--mode=sample --eval_noise` gets the numbers the loop logged for that step and generator."""
+  from gan_jax import gan  # pylint: disable=g-import-not-at-top
+  main = distributed.is_main()
+  with workdir_lib.Lock(workdir, 'eval', create=False) if main else contextlib.nullcontext():
+    config = workdir_lib.run_config(workdir, config, 'evaluate')
+    check_gan_run(config, workdir)
+    exp = gan.GANExperiment(config)
+    samples, labels = read_samples(path, exp.gan.data_shape)
+    log(f'evaluating the {len(samples)} samples of {path}')
+    metrics, protocol = exp.evaluator(None, None, len(samples), f'file {path}', samples=samples,
+                                      labels=labels)
+    record = {'metrics': metrics, 'protocol': protocol}
+    name = os.path.splitext(os.path.basename(path))[0]
+    if main:
+      workdir_lib.write_atomic(os.path.join(workdir, f'eval_{name}.json'),
+                               json.dumps(record, indent=2))
+    log(' '.join(f'{k}={v:.6g}' for k, v in metrics.items()))
+  return record

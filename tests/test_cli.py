@@ -69,6 +69,14 @@ BAD = {
                                 '--config.eval.num_samples'),
     'eval samples': (['--config=experiments/gan_ring.py', '--mode=eval', '--num_samples=0'],
                      'error: --num_samples=0 must be >= 1 (the samples to evaluate on)'),
+    'samples file in sample mode': (['--mode=sample', '--samples=x.npz'],
+                                    'error: --samples is for --mode=eval (this is --mode=sample)'),
+    'samples file and a count': (['--mode=eval', '--samples=x.npz', '--num_samples=5'],
+                                 "error: --samples=x.npz evaluates a file's samples, all of "
+                                 'them; --num_samples does not apply'),
+    'two noises': (['--mode=sample', '--eval_noise', '--sample_seed=3'],
+                   'error: --eval_noise and --sample_seed both choose the noise; give one of '
+                   'them'),
     # Range checks (configs.check, tests/test_configs.py has them all) before anything is built:
     # a negative width used to reach flax ("Only non-negative indices are allowed ...").
     'width': (['--config=experiments/gan_ring.py', "--config.model.d.hidden=(-1, 32)"],

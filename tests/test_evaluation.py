@@ -12,8 +12,14 @@ import pytest
 from gan_jax import configs, evaluation, gan, sharding, toy_data
 from gan_jax.metrics import digit_classifier as dc
 from gan_jax.metrics import frechet_distance, inception
+from gan_jax.metrics.protocol import quantize
 
 TOY_METRICS = ('modes', 'fid', 'kid', 'precision_recall', 'density_coverage', 'mmd', 'c2st')
+
+
+def draw(sampler, key, indices):
+  """Sample j of `sampler(key, n)` drawn alone from fold_in(key, j), as the eval's generators."""
+  return jax.vmap(lambda j: sampler(jax.random.fold_in(key, j), 1)[0])(indices)
 
 
 def toy_evaluator(sampler, metrics=TOY_METRICS):
@@ -23,7 +29,7 @@ def toy_evaluator(sampler, metrics=TOY_METRICS):
   config.eval.batch_size = 500
   data = toy_data.get('ring')
   mesh = sharding.make_mesh(jax.devices()[:1])
-  generate = jax.jit(lambda params, stats, key, labels, n: sampler(key, n), static_argnums=4)
+  generate = jax.jit(lambda params, stats, key, indices, labels: draw(sampler, key, indices))
   return evaluation.Evaluator(config, data, None, generate, 0, sharding.batch_sharded(mesh),
                               jax.random.key(0), log=lambda m: None)
 
@@ -33,7 +39,8 @@ def test_perfect_and_collapsed_samplers_on_the_ring():
   perfect, protocol = toy_evaluator(data.sample)(None, None, 1000)
   assert perfect['modes'] == 8 and perfect['reverse_kl'] < 0.01
   assert perfect['hq_fraction'] == pytest.approx(0.989, abs=0.01)  # P(chi_2 < 3²) = 1 - e^-4.5
-  assert perfect['fid'] < 1e-3
+  # Sampling noise alone: E|μ̂₁ - μ̂₂|² = 2 tr(Σ)/n ≈ 0.008 for the ring (tr Σ ≈ 4), n = 1000.
+  assert perfect['fid'] < 0.03
   assert perfect['precision'] > 0.9 and perfect['recall'] > 0.9
   assert perfect['c2st_p_value'] > 0.001 and perfect['mmd2_p_value'] > 0.001
   assert protocol['num_real'] == 1000 and protocol['real'] == 'fresh draws'
@@ -55,8 +62,7 @@ def test_fixed_noise_and_fid_from_the_streaming_statistics():
   first, _ = ev(None, None, 1200)
   second, _ = ev(None, None, 1200)
   assert first == second
-  fake = np.concatenate([np.asarray(sampler(jax.random.fold_in(ev.eval_key, i), 500))
-                         for i in range(3)])[:1200].astype(np.float64)
+  fake = np.asarray(draw(sampler, ev.eval_key, jnp.arange(1200, dtype=jnp.uint32)), np.float64)
   real = ev.real_reference(1200)['features'].astype(np.float64)
   expected = frechet_distance(real.mean(0), np.cov(real, rowvar=False), fake.mean(0),
                               np.cov(fake, rowvar=False))
@@ -67,7 +73,8 @@ def tiny_image_config(tmp_path, **eval_fields):
   c = configs.image_config('mnist5k', 28)
   c.model.g.channels = c.model.d.channels = 8
   c.data.batch_size = 16
-  c.eval.update(num_samples=96, batch_size=48, cache_dir=str(tmp_path / 'cache'), **eval_fields)
+  c.eval.update({'num_samples': 96, 'batch_size': 48, 'cache_dir': str(tmp_path / 'cache'),
+                 **eval_fields})
   return c
 
 
@@ -88,10 +95,14 @@ def test_image_eval_caches_the_real_statistics(tmp_path):
   assert kind == 'ema' and set(metrics) >= {'fid', 'kid', 'precision', 'recall', 'density'}
   assert protocol['num_real'] == 96 and protocol['real'] == 'train'
   cached = os.listdir(tmp_path / 'cache' / 'real_stats')
-  assert len(cached) == 1 and 'mnist5k' in cached[0] and '-train-28x28x1-identity-n96' in cached[0]
+  assert len(cached) == 1 and 'mnist5k' in cached[0]
+  assert '-train-28x28x1-identity-u8-perm0-n96' in cached[0]
   assert sum('computing the real statistics' in m for m in messages) == 1  # once for both
-  # The cached statistics are those of the first 96 training images, flattened.
-  real = exp.data.arrays(96)['image'].reshape(96, -1).astype(np.float64)
+  # The cached statistics are those of a fixed random 96 of the training images, flattened (the
+  # first 96 would all be zeros: the file is sorted by class).
+  chosen = np.random.RandomState(0).permutation(len(exp.data))[:96]
+  real = exp.data.read(chosen)['image'].reshape(96, -1).astype(np.float64)
+  assert len(set(exp.data.read(chosen)['label'])) == 10
   ref = exp.evaluator.real_reference(96)
   np.testing.assert_allclose(ref['mu'], real.mean(0), atol=1e-6)
   np.testing.assert_allclose(ref['sigma'], np.cov(real, rowvar=False), atol=1e-5)
@@ -99,9 +110,9 @@ def test_image_eval_caches_the_real_statistics(tmp_path):
   again = fresh_evaluator(exp, config, messages.append)
   metrics_again, _ = again(state.g_ema, state.g.batch_stats, 96)
   assert metrics_again == metrics and len(messages) == 1
-  fake = np.concatenate([np.asarray(exp._sample(state.g_ema, state.g.batch_stats,
-                                                jax.random.fold_in(exp.eval_key, i), None, 48))
-                         for i in range(2)]).reshape(96, -1).astype(np.float64)
+  fake = np.asarray(exp._sample(state.g_ema, state.g.batch_stats, exp.eval_key,
+                                jnp.arange(96, dtype=jnp.uint32), None))
+  fake = (np.asarray(quantize(fake)) / 127.5 - 1).reshape(96, -1).astype(np.float64)  # uint8
   expected = frechet_distance(real.mean(0), np.cov(real, rowvar=False), fake.mean(0),
                               np.cov(fake, rowvar=False))
   assert metrics['fid'] == pytest.approx(expected, rel=1e-6)
@@ -169,3 +180,51 @@ def test_inception_weights_download_failure_is_one_sentence(tmp_path, monkeypatc
   cached = tmp_path / 'cache' / 'inception' / os.path.basename(inception.FID_WEIGHTS_URL)
   cached.write_bytes(b'weights')
   assert inception.fetch_weights(str(tmp_path / 'cache')) == str(cached)
+
+
+def test_eval_samples_and_fid_do_not_depend_on_the_batch_size(tmp_path):
+  """Sample j comes from the noise of (eval_key, j): batches of 7 (the last one padded), 20
+  and 64 (one padded batch) score the same samples; the FIDs agree to summation order."""
+  config = tiny_image_config(tmp_path, features='identity', metrics=('fid',))
+  exp = gan.GANExperiment(config, devices=jax.devices()[:1])
+  state = exp.init_state()
+  fids = []
+  for batch in (7, 20, 64):
+    config.eval.batch_size = batch
+    fids.append(fresh_evaluator(exp, config, lambda m: None)(state.g_ema, state.g.batch_stats,
+                                                              20)[0]['fid'])
+  np.testing.assert_allclose(fids, fids[0], rtol=1e-6)
+
+
+def test_intra_fid_is_the_mean_of_per_class_fids(tmp_path):
+  """On a conditional G: fakes j have label j mod 10, the reference its own labels; the metric is
+  the mean over classes of the FID between the two sets' class-c features (computed here)."""
+  config = tiny_image_config(tmp_path, features='identity', metrics=('intra_fid', 'fid'),
+                             num_samples=60, batch_size=30)
+  config.model.g.conditioning = config.model.d.conditioning = 'concat'
+  config.data.image_size = 8  # 64-d features: cheap covariances
+  exp = gan.GANExperiment(config, devices=jax.devices()[:1])
+  state = exp.init_state()
+  metrics, protocol = exp.evaluator(state.g_ema, state.g.batch_stats, 60)
+  real = exp.evaluator.real_reference(60)
+  fake = np.asarray(exp._sample(state.g_ema, state.g.batch_stats, exp.eval_key,
+                                jnp.arange(60, dtype=jnp.uint32),
+                                jnp.asarray(np.arange(60) % 10, jnp.int32)))
+  fake = (np.asarray(quantize(fake)) / 127.5 - 1).reshape(60, -1).astype(np.float64)
+  fids = []
+  for c in range(10):
+    r, f = real['features'][real['labels'] == c].astype(np.float64), fake[np.arange(60) % 10 == c]
+    fids.append(frechet_distance(r.mean(0), np.cov(r, rowvar=False), f.mean(0),
+                                 np.cov(f, rowvar=False)))
+  assert metrics['intra_fid'] == pytest.approx(np.mean(fids), rel=1e-5)
+  assert metrics['intra_fid'] > metrics['fid']  # few samples a class: more bias
+  assert 'mean over classes' in protocol['intra_fid']
+  with pytest.raises(ValueError, match=r'intra_fid: class 3 has 1 reference and 6 generated'):
+    evaluation.intra_fid(np.zeros((11, 2)), np.r_[np.zeros(10), 3], np.zeros((12, 2)),
+                         np.r_[np.zeros(6), np.full(6, 3)])
+
+
+def test_intra_fid_needs_a_conditional_generator(tmp_path):
+  config = tiny_image_config(tmp_path, features='identity', metrics=('intra_fid',))
+  with pytest.raises(configs.ConfigError, match="'intra_fid' compares each class's fakes"):
+    gan.GANExperiment(config, devices=jax.devices()[:1])

@@ -573,3 +573,17 @@ def test_resize_matches_pytorch_bilinear(in_hw, out_hw):
     for c in range(3):
       np.testing.assert_allclose(out[b, :, :, c], _torch_bilinear_reference(x[b, :, :, c], *out_hw),
                                  rtol=1e-5, atol=1e-5)
+
+
+def test_features_do_not_depend_on_the_batch(variables):
+  """The same image's features in batches of 1, 7 and 64 (XLA may pick another convolution
+  per batch shape): equal to float32 rounding. 75×75 inputs (no resize) keep it cheap."""
+  model = jax.jit(inception.FIDInceptionV3(image_size=None).apply)
+  x = np.asarray(jax.random.uniform(jax.random.key(1), (64, 75, 75, 3), minval=-1, maxval=1))
+  full = np.asarray(model(variables, x)['pool'])
+  seven = np.concatenate([np.asarray(model(variables, x[i:i + 7])['pool'])
+                          for i in range(0, 63, 7)])
+  ones = np.concatenate([np.asarray(model(variables, x[i:i + 1])['pool']) for i in range(5)])
+  scale = np.abs(full).max()
+  assert np.abs(seven - full[:63]).max() <= 1e-5 * scale
+  assert np.abs(ones - full[:5]).max() <= 1e-5 * scale

@@ -382,3 +382,50 @@ def test_knn_classifier_against_brute_force():
   expected = labels[nearest].mean(axis=1) > 0.5
   np.testing.assert_array_equal(metrics.knn_classifier(train, labels, test, chunk_size=6),
                                 expected)
+
+
+# --- FID∞ and IS∞ (Chong & Forsyth 2020) ---------------------------------------------------------
+
+
+def test_extrapolate_recovers_a_line_in_one_over_n():
+  from gan_jax.metrics import infinity
+  counts = np.array([100, 250, 400, 1000])
+  assert infinity.extrapolate(counts, 3.5 + 40 / counts) == pytest.approx(3.5, rel=1e-12)
+  np.testing.assert_array_equal(infinity.sample_counts(1000), np.linspace(500, 1000, 15).astype(int))
+  assert infinity.sample_counts(20_000, num_points=3).tolist() == [5000, 12500, 20000]
+  with pytest.raises(ValueError, match='need 2 <= min_n < the 3 samples'):
+    infinity.sample_counts(3)
+
+
+def test_fid_and_is_infinity_equal_a_direct_computation():
+  from gan_jax.metrics import infinity
+  rng = np.random.default_rng(0)
+  feats = rng.normal(size=(300, 5)) + 0.2
+  real = rng.normal(size=(400, 5))
+  mu, sigma = real.mean(0), np.cov(real, rowvar=False)
+  out = infinity.fid_infinity(feats, mu, sigma, min_n=100, num_points=5, seed=3)
+  draws, fids = np.random.RandomState(3), []
+  for n in (100, 150, 200, 250, 300):
+    sub = feats[draws.permutation(300)[:n]]
+    fids.append(metrics.frechet_distance(mu, sigma, sub.mean(0), np.cov(sub, rowvar=False)))
+  np.testing.assert_allclose(out['fid_n'], fids, rtol=1e-10)
+  _, intercept = np.polyfit(1 / np.array(out['n']), fids, 1)
+  assert out['fid_infinity'] == pytest.approx(intercept, rel=1e-9)
+  probs = rng.dirichlet(np.ones(6) * 0.3, size=300)
+  got = infinity.is_infinity(probs, min_n=100, num_points=5, seed=3)
+  draws = np.random.RandomState(3)
+  scores = [metrics.inception_score(probs[draws.permutation(300)[:n]], 1)[0] for n in got['n']]
+  np.testing.assert_allclose(got['is_n'], scores, rtol=1e-12)
+  assert got['is_infinity'] == pytest.approx(np.polyfit(1 / np.array(got['n']), scores, 1)[1],
+                                             rel=1e-9)
+
+
+def test_fid_infinity_removes_the_finite_sample_bias():
+  """Fakes from the reference distribution itself (the exact N(0, I)): FID_N is all bias, of
+  order d²/N, and FID∞ extrapolates it away (the true distance is 0)."""
+  from gan_jax.metrics import infinity
+  d = 16
+  feats = np.random.default_rng(1).normal(size=(4000, d))
+  out = infinity.fid_infinity(feats, np.zeros(d), np.eye(d), seed=0)
+  assert out['fid_n'][-1] > 0.02  # the bias at N = 4000
+  assert abs(out['fid_infinity']) < 0.2 * out['fid_n'][-1]

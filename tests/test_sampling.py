@@ -217,3 +217,38 @@ def test_print_config_touches_nothing(tmp_path):
   again = _cli('--mode=print_config', f'--workdir={tmp_path}')
   assert again.returncode == 0 and json.loads(again.stdout) == printed
   assert sorted(os.listdir(tmp_path)) == ['config.json']
+
+
+def test_read_samples_refuses_what_is_not_this_runs_samples(tmp_path):
+  good = np.zeros((3, 4, 4, 1), np.uint8)
+  cases = {
+      'other.npz': ({'x': good}, r"needs an array images \(N, H, W, C\) uint8 or samples "
+                                 r"\(N, D\); found \['x'\]"),
+      'shape.npz': ({'images': np.zeros((3, 5, 4, 1), np.uint8)},
+                    r"images has shape \(3, 5, 4, 1\); this run's samples are \(N, 4, 4, 1\)"),
+      'range.npz': ({'images': np.full((3, 4, 4, 1), 2.0, np.float32)},
+                    r'images must be uint8 or floats in \[-1, 1\]; found float32 in \[2.0, 2.0\]'),
+  }
+  for name, (arrays, message) in cases.items():
+    np.savez(tmp_path / name, **arrays)
+    with pytest.raises(configs.ConfigError, match=message):
+      sampling.read_samples(str(tmp_path / name), (4, 4, 1))
+  (tmp_path / 'text.npz').write_text('not a zip')
+  with pytest.raises(configs.ConfigError, match=r'text.npz: not a readable .npz'):
+    sampling.read_samples(str(tmp_path / 'text.npz'), (4, 4, 1))
+  np.savez(tmp_path / 'ok.npz', images=good, labels=np.arange(3))
+  x, labels = sampling.read_samples(str(tmp_path / 'ok.npz'), (4, 4, 1))
+  assert x.dtype == np.uint8 and list(labels) == [0, 1, 2]
+
+
+def test_eval_samples_are_the_eval_noise_samples(image_run):
+  """load().eval_samples(n) is the CLI's --eval_noise file, and unlike seed 0's."""
+  import gan_jax
+  g = gan_jax.load(image_run)
+  record = sampling.sample_workdir(None, image_run, num_samples=10, seed='eval', log=QUIET)
+  assert record['seed'] == 'eval'
+  with np.load(os.path.join(image_run, 'samples_0000004.npz')) as f:
+    np.testing.assert_array_equal(f['images'], g.eval_samples(10))
+  assert not np.array_equal(g.eval_samples(10), g.generate(10, seed=0))
+  with pytest.raises(configs.ConfigError, match=r"seed='x': an integer >= 0, or 'eval'"):
+    g.generate(2, seed='x')
