@@ -119,6 +119,7 @@ def toy_config() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict({
       'metrics': ('modes',), 'num_samples': 2_500, 'generators': ('ema', 'raw'),
       'features': 'auto', 'inception_weights': placeholder(str),
+      'dinov2_weights': placeholder(str),  # features='dinov2': dinov2_vitl14_pretrain.pth
       'real_split': placeholder(str), 'num_real': placeholder(int),
       'batch_size': 500, 'two_sample_size': 2_500, 'cache_dir': placeholder(str),
       # FID against statistics written elsewhere (pytorch-fid's .npz: mu, sigma; --mode=stats
@@ -185,6 +186,10 @@ def image_config(dataset: str = 'mnist5k', image_size: int = 28) -> ml_collectio
       'z_dim': 100,
       'g': {'channels': 64, 'norm': 'batch', 'conditioning': 'none'},
       'd': {'channels': 64, 'norm': 'batch', 'conditioning': 'none', 'spectral_norm': False},
+      # The convolutions (gan_jax/layers.py): 'auto' = the exact rewrites on CPU, XLA's own
+      # (cuDNN, the TPU's) elsewhere; 'rewrite' or 'xla' to force one. Same parameters, so a
+      # checkpoint moves between them.
+      'conv_impl': 'auto',
   })
   c.optim.update(g_lr=2e-4, d_lr=2e-4, betas=(0.5, 0.999))
   c.train.update(steps=10_000, steps_per_call=10, log_every=100, eval_every=1_000,

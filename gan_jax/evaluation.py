@@ -26,6 +26,9 @@ Features (`config.eval.features`):
                      product of the channels' over the 1,000 labels 100·R + 10·G + B)
   inception          the FID Inception-V3 (metrics/inception.py; 2048-d pool3, 1008-way logits),
                      weights from `config.eval.inception_weights`
+  dinov2             DINOv2 ViT-L/14's CLS token (metrics/dinov2.py; 1024-d; no class probs):
+                     'fid' on it is FD_DINOv2 (Stein et al. 2023), weights from
+                     `config.eval.dinov2_weights`, dgm-eval's preprocessing
   auto               identity for toy data, digit_classifier for digit datasets, else inception
 
 Real statistics (features, mean and covariance of `num_real` images of `real_split`: a fixed
@@ -47,11 +50,11 @@ import numpy as np
 
 from gan_jax import configs, distributed, input_pipeline
 from gan_jax.metrics import (StreamingStats, c2st, density_coverage, digit_classifier,
-                             frechet_distance, inception, inception_score,
+                             dinov2, frechet_distance, inception, inception_score,
                              infinity, kernel_inception_distance, mmd2, mode_metrics,
                              precision_recall, protocol as image_protocol)
 
-FEATURES = ('auto', 'identity', 'digit_classifier', 'inception')
+FEATURES = ('auto', 'identity', 'digit_classifier', 'inception', 'dinov2')
 KID_SUBSETS, KID_SUBSET_SIZE, PR_K, DC_K, IS_SPLITS = 100, 1000, 3, 5, 10
 REAL_SEED = 0  # the reference images: the first num_real of RandomState(0)'s permutation
 
@@ -364,6 +367,30 @@ def inception_extractor(weights_path: Optional[str], cache_root: Optional[str] =
                     'input_scale': scale})
 
 
+def dinov2_extractor(weights_path: Optional[str], cache_root: Optional[str] = None,
+                     settings: Optional[dict] = None) -> Extractor:
+  """DINOv2 ViT-L/14: the 1024-d CLS token (Stein et al. 2023's FD_DINOv2 feature), images
+  resized to 224 as dgm-eval does (PIL's bicubic on the uint8 image; float PIL bicubic when the
+  protocol does not quantize). Without `weights_path`, the official file is downloaded once."""
+  settings = settings or dict(PROTOCOLS['pytorch_fid'], protocol='pytorch_fid')
+  try:
+    weights_path = weights_path or dinov2.fetch_weights(cache_root)
+    variables = dinov2.load_params(weights_path)
+  except (ValueError, OSError) as e:
+    raise configs.ConfigError(f'config.eval.dinov2_weights: {e}') from None
+  quantize = bool(settings['quantize'])
+  resize = 'pil' if quantize else 'clean'
+  model = dinov2.vit_large_14()
+  apply = lambda x: (dinov2.extract_features(variables, x, model, resize, quantize), None)
+  sha = dinov2.weights_sha256(weights_path)
+  return Extractor('dinov2', apply, f'dinov2-{sha[:12]}-q{int(quantize)}-{resize}',
+                   {'features': 'DINOv2 ViT-L/14 CLS token (FD_DINOv2, dgm-eval)',
+                    'weights_sha256': sha,
+                    'resize': {'pil': 'PIL bicubic (uint8) to 224×224',
+                               'clean': 'PIL bicubic on floats to 224×224, clipped'}[resize],
+                    'input_scale': 'ImageNet mean and std'})
+
+
 def make_extractor(features: str, eval_config, log=print) -> Extractor:
   """The feature network `features` ('identity', 'digit_classifier', 'inception') with the
   options of config.eval (its cache_dir, inception_weights: downloaded once when not given, and
@@ -372,6 +399,9 @@ def make_extractor(features: str, eval_config, log=print) -> Extractor:
     return identity_extractor()
   if features == 'digit_classifier':
     return digit_extractor(eval_config.get('cache_dir'), log)
+  if features == 'dinov2':
+    return dinov2_extractor(eval_config.get('dinov2_weights'), eval_config.get('cache_dir'),
+                            protocol_settings(eval_config))
   return inception_extractor(eval_config.get('inception_weights'), eval_config.get('cache_dir'),
                              protocol_settings(eval_config))
 
@@ -463,12 +493,14 @@ class Evaluator:
     if 'modes' in self.metrics and self.features != 'identity':
       raise configs.ConfigError("config.eval.metrics: 'modes' counts samples near the mixture's "
                                 "means, so it needs config.eval.features='identity' (or 'auto')")
-    if 'probs' in need and self.features == 'identity':
+    if 'probs' in need and self.features in ('identity', 'dinov2'):
       raise configs.ConfigError(
           f'config.eval.metrics: '
           f'{", ".join(m for m in self.metrics if "probs" in METRICS[m].needs)} '
           f'need class probabilities, which config.eval.features={self.features!r} has not; '
           "use 'digit_classifier' (digits) or 'inception'")
+    if self.features == 'dinov2' and self.fresh:
+      raise configs.ConfigError("config.eval.features='dinov2' needs image data")
     if 'stacked_modes' in self.metrics and not (self.features == 'digit_classifier' and
                                                 self.data.name == 'stacked_mnist'):
       raise configs.ConfigError("config.eval.metrics: 'stacked_modes' is for data.name="

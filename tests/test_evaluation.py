@@ -228,3 +228,27 @@ def test_intra_fid_needs_a_conditional_generator(tmp_path):
   config = tiny_image_config(tmp_path, features='identity', metrics=('intra_fid',))
   with pytest.raises(configs.ConfigError, match="'intra_fid' compares each class's fakes"):
     gan.GANExperiment(config, devices=jax.devices()[:1])
+
+
+def test_dinov2_features_are_wired_with_clear_errors(tmp_path, monkeypatch):
+  """eval.features='dinov2': no download is one sentence naming the field and the URL; a bad
+  file is one line; metrics needing class probabilities are refused (DINOv2 has none)."""
+  from gan_jax.metrics import dinov2
+
+  def offline(*args, **kwargs):
+    raise urllib.error.URLError('no network')
+  monkeypatch.setattr(urllib.request, 'urlopen', offline)
+  config = tiny_image_config(tmp_path, features='dinov2', metrics=('fid',))
+  with pytest.raises(configs.ConfigError) as e:
+    gan.GANExperiment(config, devices=jax.devices()[:1])
+  assert str(e.value).startswith('config.eval.dinov2_weights: ')
+  assert dinov2.DINOV2_WEIGHTS_URL in str(e.value) and '\n' not in str(e.value)
+  (tmp_path / 'bad.pth').write_bytes(b'not a checkpoint')
+  config.eval.dinov2_weights = str(tmp_path / 'bad.pth')
+  with pytest.raises(configs.ConfigError, match=r'config.eval.dinov2_weights: .*bad.pth could '
+                                                r'not be read as the DINOv2'):
+    gan.GANExperiment(config, devices=jax.devices()[:1])
+  config.eval.metrics = ('inception_score',)
+  with pytest.raises(configs.ConfigError, match=r"need class probabilities, which "
+                                                r"config.eval.features='dinov2' has not"):
+    gan.GANExperiment(config, devices=jax.devices()[:1])
