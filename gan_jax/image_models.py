@@ -93,6 +93,7 @@ class DCGANGenerator(nn.Module):
   conditioning: str = 'none'
   num_classes: int = 0
   initializer: str = 'normal'
+  conv_impl: str = 'rewrite'    # layers.IMPLS: the rewrites or XLA's own convolutions
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
@@ -110,9 +111,9 @@ class DCGANGenerator(nn.Module):
     x = nn.relu(norm()(x, labels, train))
     for i in range(ups - 1):
       width //= 2
-      x = layers.UpConv(width, kernel_init=kinit)(x)
+      x = layers.UpConv(width, impl=self.conv_impl, kernel_init=kinit)(x)
       x = nn.relu(norm()(x, labels, train))
-    x = layers.UpConv(c, kernel_init=kinit)(x)
+    x = layers.UpConv(c, impl=self.conv_impl, kernel_init=kinit)(x)
     return jnp.tanh(x)
 
 
@@ -156,6 +157,7 @@ class DCGANDiscriminator(nn.Module):
   conditioning: str = 'none'
   num_classes: int = 0
   initializer: str = 'normal'
+  conv_impl: str = 'rewrite'
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
@@ -166,8 +168,8 @@ class DCGANDiscriminator(nn.Module):
     x = _input_with_labels(x, labels, self.conditioning, self.num_classes)
     downs = _num_doublings(x.shape[1], _base(x.shape[1]))
     for i in range(downs):
-      x = layers.spectral_norm(layers.StridedConv(self.channels * 2 ** i, kernel_init=kinit),
-                               self.spectral_norm)(x, train)
+      conv = layers.StridedConv(self.channels * 2 ** i, impl=self.conv_impl, kernel_init=kinit)
+      x = layers.spectral_norm(conv, self.spectral_norm)(x, train)
       if i > 0 and self.norm == 'batch':
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
       elif i > 0 and self.norm == 'layer':
@@ -195,14 +197,17 @@ class _GBlock(nn.Module):
   norm: str
   num_classes: int
   kernel_init: nn.initializers.Initializer
+  conv_impl: str = 'rewrite'
 
   @nn.compact
   def __call__(self, x, labels, train):
     norm = functools.partial(_GeneratorNorm, self.norm, self.num_classes)
     h = nn.relu(norm()(x, labels, train))
-    h = layers.UpsampleConv(self.features, kernel_init=self.kernel_init, name='Conv_0')(h)
+    h = layers.UpsampleConv(self.features, impl=self.conv_impl, kernel_init=self.kernel_init,
+                            name='Conv_0')(h)
     h = nn.relu(norm()(h, labels, train))
-    h = layers.Conv(self.features, kernel_init=self.kernel_init, name='Conv_1')(h)
+    h = layers.Conv(self.features, impl=self.conv_impl, kernel_init=self.kernel_init,
+                    name='Conv_1')(h)
     return h + _upsample(nn.Dense(self.features, kernel_init=self.kernel_init)(x))
 
 
@@ -215,6 +220,7 @@ class ResNetGenerator(nn.Module):
   conditioning: str = 'none'
   num_classes: int = 0
   initializer: str = 'xavier'
+  conv_impl: str = 'rewrite'
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
@@ -226,9 +232,9 @@ class ResNetGenerator(nn.Module):
     x = _z_and_labels(z, labels, self.conditioning, self.num_classes)
     x = nn.Dense(16 * self.channels, kernel_init=kinit)(x).reshape(-1, 4, 4, self.channels)
     for _ in range(_num_doublings(h, 4)):
-      x = _GBlock(self.channels, norm, self.num_classes, kinit)(x, labels, train)
+      x = _GBlock(self.channels, norm, self.num_classes, kinit, self.conv_impl)(x, labels, train)
     x = nn.relu(_GeneratorNorm(norm, self.num_classes)(x, labels, train))
-    return jnp.tanh(layers.Conv(c, kernel_init=kinit)(x))
+    return jnp.tanh(layers.Conv(c, impl=self.conv_impl, kernel_init=kinit)(x))
 
 
 class _DBlock(nn.Module):
@@ -242,14 +248,17 @@ class _DBlock(nn.Module):
   first: bool
   spectral_norm: bool
   kernel_init: nn.initializers.Initializer
+  conv_impl: str = 'rewrite'
 
   @nn.compact
   def __call__(self, x, train):
     sn = lambda layer: layers.spectral_norm(layer, self.spectral_norm)
     # Names kept from when both convs were `layers.Conv`: the second was created first (Conv_0).
     conv2_cls = layers.PooledConv if self.down else layers.Conv
-    conv2 = sn(conv2_cls(self.features, kernel_init=self.kernel_init, name='Conv_0'))
-    conv1 = sn(layers.Conv(self.features, kernel_init=self.kernel_init, name='Conv_1'))
+    conv2 = sn(conv2_cls(self.features, impl=self.conv_impl, kernel_init=self.kernel_init,
+                         name='Conv_0'))
+    conv1 = sn(layers.Conv(self.features, impl=self.conv_impl, kernel_init=self.kernel_init,
+                           name='Conv_1'))
     h = x if self.first else nn.relu(x)
     h = conv2(nn.relu(conv1(h, train)), train)
     shortcut = x
@@ -269,6 +278,7 @@ class ResNetDiscriminator(nn.Module):
   conditioning: str = 'none'
   num_classes: int = 0
   initializer: str = 'xavier'
+  conv_impl: str = 'rewrite'
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
@@ -278,7 +288,7 @@ class ResNetDiscriminator(nn.Module):
     x = _input_with_labels(x, labels, self.conditioning, self.num_classes)
     blocks = [(True, True), (True, False), (False, False), (False, False)]
     for down, first in blocks:
-      x = _DBlock(self.channels, down, first, self.spectral_norm, kinit)(x, train)
+      x = _DBlock(self.channels, down, first, self.spectral_norm, kinit, self.conv_impl)(x, train)
     h = jnp.sum(nn.relu(x), axis=(1, 2))
     return _DiscriminatorHead(self.conditioning, self.num_classes, self.spectral_norm,
                               kinit)(h, labels, train)
@@ -292,6 +302,7 @@ class DCGANAutoencoderDiscriminator(nn.Module):
   conditioning: str = 'none'
   num_classes: int = 0
   initializer: str = 'normal'
+  conv_impl: str = 'rewrite'
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
@@ -300,8 +311,10 @@ class DCGANAutoencoderDiscriminator(nn.Module):
     downs = _num_doublings(x.shape[1], _base(x.shape[1]))
     h = x
     for i in range(downs):
-      h = nn.leaky_relu(layers.StridedConv(self.channels * 2 ** i, kernel_init=kinit)(h), 0.2)
+      h = layers.StridedConv(self.channels * 2 ** i, impl=self.conv_impl, kernel_init=kinit)(h)
+      h = nn.leaky_relu(h, 0.2)
     for i in reversed(range(downs - 1)):
-      h = nn.leaky_relu(layers.UpConv(self.channels * 2 ** i, kernel_init=kinit)(h), 0.2)
-    recon = layers.UpConv(x.shape[-1], kernel_init=kinit)(h)
+      h = layers.UpConv(self.channels * 2 ** i, impl=self.conv_impl, kernel_init=kinit)(h)
+      h = nn.leaky_relu(h, 0.2)
+    recon = layers.UpConv(x.shape[-1], impl=self.conv_impl, kernel_init=kinit)(h)
     return jnp.mean((recon - x) ** 2, axis=(1, 2, 3))

@@ -3,7 +3,7 @@
 On XLA:CPU, autodiff of a strided or transposed convolution, and the gradient penalty's double
 backprop through it, lower to window-dilated convolutions, a slow path; so does the weight
 gradient of a plain stride-1 convolution (a convolution whose window is the whole image). The
-fast paths (`impl='fast'`) compute the same maps exactly, with the same parameters, from ops
+fast paths (`impl='rewrite'`) compute the same maps exactly, with the same parameters, from ops
 XLA:CPU runs near its matmul speed:
 
 * `Conv` (k×k, stride 1, 'SAME'): a pair of bilinear maps closed under differentiation, y =
@@ -35,8 +35,9 @@ and 300 / 1336 ms as lax's conv autodiff; 32×32, 256→3: 39 / 191 ms vs 765 / 
 Wall ms, median: the stride-2 conv 16×16, 64→128: 5.7 / 16.5 ms by Winograd vs 21.6 / 31.5 as
 space-to-depth + im2col + one matmul; the transposed conv 4×4, 256→128: 5.3 / 14.4 ms vs 6.5 / 23.2
 as matmul + col2im (and 18 / 580 ms as lax's transposed conv, 8×8, 128→64).
-`impl='reference'` runs lax convolutions on the same parameters: `kernel` (kh, kw, in, out) and
-`bias` (out,), as `nn.Conv` / `nn.ConvTranspose`.
+`impl='xla'` runs lax convolutions (XLA's own: cuDNN on GPUs, the TPU's) on the same
+parameters: `kernel` (kh, kw, in, out) and `bias` (out,), as `nn.Conv` / `nn.ConvTranspose`; a
+checkpoint moves between the two. `config.model.conv_impl` chooses ('auto': `resolve_impl`).
 """
 import functools
 from typing import Callable
@@ -46,7 +47,21 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-IMPLS = ('fast', 'reference')
+IMPLS = ('rewrite', 'xla')
+CONV_IMPLS = ('auto',) + IMPLS  # config.model.conv_impl
+# What 'auto' picks per backend (jax.default_backend()): the rewrites where they were measured to
+# win (XLA:CPU, the numbers above), XLA's own convolutions elsewhere (cuDNN, the TPU's MXU
+# convolutions), until benchmarks/accelerator.py records otherwise for a backend.
+AUTO_IMPL = {'cpu': 'rewrite'}
+
+
+def resolve_impl(conv_impl: str, backend: str = None) -> str:
+  """'rewrite' or 'xla' for config.model.conv_impl on `backend` (default: JAX's)."""
+  if conv_impl not in CONV_IMPLS:
+    raise ValueError(f'unknown conv_impl {conv_impl!r}; valid choices: {", ".join(CONV_IMPLS)}')
+  if conv_impl != 'auto':
+    return conv_impl
+  return AUTO_IMPL.get(backend or jax.default_backend(), 'xla')
 DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
 dcgan_init = nn.initializers.normal(0.02)  # Radford et al. 2016 (arXiv:1511.06434), sec. 4
 
@@ -159,7 +174,7 @@ class _Conv(nn.Module):
   use_bias: bool = True
   kernel_init: Callable = dcgan_init
   bias_init: Callable = nn.initializers.zeros
-  impl: str = 'fast'
+  impl: str = 'rewrite'
 
   def _params(self, k, in_features):
     if self.impl not in IMPLS:
@@ -181,7 +196,7 @@ class Conv(_Conv):
   def __call__(self, x):
     k = self.kernel_size
     kernel, bias = self._params(k, x.shape[-1])
-    if self.impl == 'reference':
+    if self.impl == 'xla':
       y = lax.conv_general_dilated(x, kernel, (1, 1), 'SAME', dimension_numbers=DIMENSION_NUMBERS)
     else:
       y = conv_same(x, kernel, (k - 1) // 2)
@@ -204,7 +219,7 @@ class StridedConv(_Conv):
   @nn.compact
   def __call__(self, x):
     kernel, bias = self._params(4, x.shape[-1])
-    if self.impl == 'reference':
+    if self.impl == 'xla':
       y = lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)),
                                    dimension_numbers=DIMENSION_NUMBERS)
       return y + bias
@@ -234,7 +249,7 @@ class UpConv(_Conv):
   @nn.compact
   def __call__(self, x):
     kernel, bias = self._params(4, x.shape[-1])
-    if self.impl == 'reference':
+    if self.impl == 'xla':
       y = lax.conv_transpose(x, kernel, (2, 2), ((2, 2), (2, 2)),
                              dimension_numbers=DIMENSION_NUMBERS)
       return y + bias
@@ -408,7 +423,7 @@ class UpsampleConv(_Conv):
   @nn.compact
   def __call__(self, x):
     kernel, bias = self._params(3, x.shape[-1])
-    if self.impl == 'reference':
+    if self.impl == 'xla':
       y = lax.conv_general_dilated(upsample(x), kernel, (1, 1), 'SAME',
                                    dimension_numbers=DIMENSION_NUMBERS)
       return y + bias
@@ -437,7 +452,7 @@ class PooledConv(_Conv):
   @nn.compact
   def __call__(self, x):
     kernel, bias = self._params(3, x.shape[-1])
-    if self.impl == 'reference':
+    if self.impl == 'xla':
       y = lax.conv_general_dilated(x, kernel, (1, 1), 'SAME', dimension_numbers=DIMENSION_NUMBERS)
       return avg_pool(y + bias)
     m = jnp.asarray(_UPSAMPLED_TAPS, kernel.dtype) / 2

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax import configs, experiment, losses, models, penalties, precision
+from gan_jax import configs, experiment, layers, losses, models, penalties, precision
 from gan_jax import state as state_lib
 from gan_jax import tricks as tricks_lib
 
@@ -74,8 +74,11 @@ def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
   acgan = m.d.get('conditioning', 'none') == 'acgan'
   _check_tricks(tricks, config, d_cls, conditional, acgan)
   extra = {'num_classes': num_classes} if conditional else {}
-  generator = configs.construct(g_cls, 'model.g', data_shape=tuple(data_shape), **extra, **m.g)
-  discriminator = configs.construct(d_cls, 'model.d', **extra, **m.d)
+  impl = configs.call(layers.resolve_impl, 'model.conv_impl', m.get('conv_impl', 'auto'))
+  conv = lambda cls: ({'conv_impl': impl} if 'conv_impl' in cls.__dataclass_fields__ else {})
+  generator = configs.construct(g_cls, 'model.g', data_shape=tuple(data_shape), **extra,
+                                **conv(g_cls), **m.g)
+  discriminator = configs.construct(d_cls, 'model.d', **extra, **conv(d_cls), **m.d)
   if tricks.ensemble:
     discriminator = models.Ensemble(tuple(
         configs.construct(d_cls, 'model.d', **extra, **{**m.d, 'hidden': hidden})

@@ -112,3 +112,85 @@ def test_resnet_block_rewrites_equal_the_plain_blocks(block):
   for a, e in zip(jax.tree.leaves(derivatives(fast, variables, x)),
                   jax.tree.leaves(derivatives(plain, variables, x))):
     np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-4 * max(1.0, float(jnp.max(jnp.abs(e)))))
+
+
+# --- conv_impl: the rewrites and XLA's own convolutions are one network --------------------------
+
+_WITH_IMPL = lambda registry: sorted(k for k, cls in registry.items()
+                                     if 'conv_impl' in cls.__dataclass_fields__)
+
+
+def _close(a, b, what):
+  """Each array equal to float32 rounding: ‖a - b‖ ≤ 1e-3 ‖b‖ (summation orders differ; a bias
+  gradient sums 512 cancelling terms, which differ by ~2e-4 relative here)."""
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    assert float(jnp.linalg.norm(x - y)) <= 1e-3 * float(jnp.linalg.norm(y)) + 1e-7, what
+
+
+@pytest.mark.parametrize('name', _WITH_IMPL(models.GENERATORS))
+def test_generator_conv_impls_agree(name):
+  """Same parameters, same outputs and parameter gradients under 'rewrite' and 'xla'."""
+  make = lambda impl: models.GENERATORS[name](data_shape=(16, 16, 3), channels=8, conv_impl=impl)
+  z = jax.random.normal(jax.random.key(0), (2, 16))
+  variables = make('rewrite').init(jax.random.key(1), z, None, train=False)
+
+  def loss(params, impl):
+    out = make(impl).apply({**variables, 'params': params}, z, None, train=False)
+    return jnp.sum(out * jnp.linspace(-1, 1, out.size).reshape(out.shape)), out
+
+  value_and_grad = jax.jit(jax.value_and_grad(loss, has_aux=True), static_argnums=1)
+  (_, out_r), grad_r = value_and_grad(variables['params'], 'rewrite')
+  (_, out_x), grad_x = value_and_grad(variables['params'], 'xla')
+  _close(out_r, out_x, 'outputs')
+  _close(grad_r, grad_x, 'gradients')
+
+
+@pytest.mark.parametrize('name', _WITH_IMPL(models.DISCRIMINATORS))
+def test_discriminator_conv_impls_agree_through_the_gradient_penalty(name):
+  """D's output, its parameter gradient and the gradient penalty's double backward
+  ∇θ E(‖∇x D(x)‖ - 1)² are the same under 'rewrite' and 'xla'."""
+  norm = {'norm': 'layer'} if name == 'dcgan' else {}  # no batch statistics in the penalty
+  make = lambda impl: models.DISCRIMINATORS[name](channels=8, conv_impl=impl, **norm)
+  x = jax.random.uniform(jax.random.key(2), (2, 16, 16, 3), minval=-1, maxval=1)
+  variables = make('rewrite').init(jax.random.key(3), x, None, train=False)
+
+  def d(params, impl, inputs):
+    return make(impl).apply({**variables, 'params': params}, inputs, None, train=False)
+
+  def penalty(params, impl):
+    grads = jax.vmap(jax.grad(lambda xi: d(params, impl, xi[None])[0]))(x)
+    return jnp.mean((jnp.sqrt(jnp.sum(grads ** 2, axis=(1, 2, 3)) + 1e-12) - 1) ** 2)
+
+  @functools.partial(jax.jit, static_argnums=1)
+  def everything(params, impl):  # one compile per impl (op-by-op autodiff would take minutes)
+    return (d(params, impl, x), jax.grad(lambda p: jnp.sum(d(p, impl, x)))(params),
+            jax.grad(penalty)(params, impl))
+
+  for a, b, what in zip(everything(variables['params'], 'rewrite'),
+                        everything(variables['params'], 'xla'),
+                        ('outputs', 'gradients', 'penalty gradients')):
+    _close(a, b, what)
+
+
+def test_auto_conv_impl_resolves_per_backend(monkeypatch):
+  assert layers.resolve_impl('auto', 'cpu') == 'rewrite'
+  assert layers.resolve_impl('auto', 'gpu') == 'xla' and layers.resolve_impl('auto', 'tpu') == 'xla'
+  assert layers.resolve_impl('rewrite', 'gpu') == 'rewrite' and layers.resolve_impl('xla', 'cpu') == 'xla'
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+  assert layers.resolve_impl('auto') == 'xla'
+  with pytest.raises(ValueError, match="unknown conv_impl 'cudnn'; valid choices: auto, rewrite, xla"):
+    layers.resolve_impl('cudnn')
+
+
+def test_build_gan_passes_the_resolved_conv_impl(monkeypatch):
+  from gan_jax import configs, steps
+  c = configs.image_config('mnist5k', 32)
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'tpu')
+  gan = steps.build_gan(c, (32, 32, 1))
+  assert gan.generator.conv_impl == 'xla' and gan.discriminator.conv_impl == 'xla'
+  c.model.conv_impl = 'rewrite'
+  assert steps.build_gan(c, (32, 32, 1)).generator.conv_impl == 'rewrite'
+  c.model.conv_impl = 'winograd'
+  with pytest.raises(configs.ConfigError, match=r"config.model.conv_impl: unknown conv_impl "
+                                                r"'winograd'"):
+    steps.build_gan(c, (32, 32, 1))

@@ -122,14 +122,14 @@ def test_summed_kernel_layers_equal_their_plain_form_to_second_order(name, shape
   fast = _derivatives(layer.apply, params, x, r)
   chex.assert_shape(fast[0], r.shape)
   _assert_close(fast, _derivatives(plain, params, x, r))
-  reference = layer_cls(f, impl='reference').apply({'params': params}, x)
+  reference = layer_cls(f, impl='xla').apply({'params': params}, x)
   np.testing.assert_allclose(reference, plain({'params': params}, x), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize('name', sorted(FAST))
 def test_reference_impl_is_the_flax_module(name):
   x, params, _ = _init(name, SHAPES[-1])
-  own = FAST[name](SHAPES[-1][-1], impl='reference').apply({'params': params}, x)
+  own = FAST[name](SHAPES[-1][-1], impl='xla').apply({'params': params}, x)
   np.testing.assert_allclose(own, REFERENCE[name](SHAPES[-1][-1]).apply({'params': params}, x),
                              rtol=1e-6, atol=1e-6)
 

@@ -336,3 +336,24 @@ def test_loop_end_to_end_with_resume(tmp_path):
   assert sorted(os.listdir(tmp_path / 'checkpoints')) == ['2', '4', '6']
   with open(tmp_path / 'config.json') as f:
     assert json.load(f)['task'] == 'pix2pix'
+
+
+@pytest.mark.parametrize('net', ['unet', 'patchgan'])
+def test_conv_impls_agree(net):
+  """config.model.conv_impl: the rewrites and XLA's convolutions give pix2pix's networks the
+  same outputs and parameter gradients on the same parameters."""
+  from gan_jax.pix2pix import networks
+  from test_image_models import _close  # tests/ is on sys.path
+  make = {'unet': lambda impl: networks.UNet(3, channels=8, depth=3, conv_impl=impl),
+          'patchgan': lambda impl: networks.PatchGAN(16, channels=8, conv_impl=impl)}[net]
+  x = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3), minval=-1, maxval=1)
+  variables = make('rewrite').init(jax.random.key(1), x)
+
+  @functools.partial(jax.jit, static_argnums=1)
+  def out_and_grad(params, impl):
+    f = lambda p: make(impl).apply({**variables, 'params': p}, x)
+    return f(params), jax.grad(lambda p: jnp.sum(f(p) * jnp.cos(f(p))))(params)
+
+  for a, b in zip(out_and_grad(variables['params'], 'rewrite'),
+                  out_and_grad(variables['params'], 'xla')):
+    _close(a, b, net)

@@ -21,6 +21,7 @@ def base_config(dataset: str = 'mnist5k', pairs: str = 'inpaint',
       'generator': 'unet', 'discriminator': 'patchgan',
       'g': {'channels': 64, 'depth': 5, 'dropout': 0.5, 'dropout_layers': 3, 'norm': 'batch'},
       'd': {'channels': 64, 'receptive_field': 70, 'norm': 'batch'},
+      'conv_impl': 'auto',  # gan_jax/layers.py: the rewrites on CPU, XLA's own elsewhere
   })
   c.pix2pix = ml_collections.ConfigDict({'lambda_gan': 1.0, 'lambda_l1': 100.0,
                                          'd_loss_scale': 0.5})

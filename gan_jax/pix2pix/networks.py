@@ -49,6 +49,7 @@ class UNet(nn.Module):
   dropout: float = 0.5
   dropout_layers: int = 3
   norm: str = 'batch'
+  conv_impl: str = 'rewrite'  # layers.IMPLS (config.model.conv_impl, resolved)
 
   @nn.compact
   def __call__(self, x, dropout_key=None, train: bool = False):
@@ -64,21 +65,21 @@ class UNet(nn.Module):
       plain = i in (0, self.depth - 1)
       if i:
         x = nn.leaky_relu(x, 0.2)
-      x = layers.StridedConv(width(i), use_bias=bias or plain)(x)
+      x = layers.StridedConv(width(i), use_bias=bias or plain, impl=self.conv_impl)(x)
       if not plain:
         x = _norm(self.norm, train)(x)
       skips.append(x)
     for j, i in enumerate(reversed(range(self.depth - 1))):
-      x = layers.UpConv(width(i), use_bias=bias)(nn.relu(x))
+      x = layers.UpConv(width(i), use_bias=bias, impl=self.conv_impl)(nn.relu(x))
       x = _norm(self.norm, train)(x)
       if train and dropout_key is not None and j < self.dropout_layers and self.dropout > 0:
         x = dropout(x, self.dropout, jax.random.fold_in(dropout_key, j))
       x = jnp.concatenate([skips[i], x], axis=-1)
-    x = layers.UpConv(self.out_channels)(nn.relu(x))
+    x = layers.UpConv(self.out_channels, impl=self.conv_impl)(nn.relu(x))
     return jnp.tanh(x)
 
 
-def _conv4_pad1(features: int, use_bias: bool = True):
+def _conv4_pad1(features: int, use_bias: bool = True, impl: str = 'rewrite'):
   """4×4 conv, stride 1, zero padding 1 on each side (PyTorch padding=1): H -> H - 1.
 
   Equals the first H - 1 rows and columns of `layers.Conv`'s 'SAME' output (padding (1, 2)): output
@@ -86,7 +87,7 @@ def _conv4_pad1(features: int, use_bias: bool = True):
   forward + backward ran 4× faster here, but inside the training `lax.scan` 12× slower (XLA:CPU,
   jax 0.10.2; 32×16×16×16 -> 32, 10 iterations: 5.8 s against 0.47 s unrolled).
   """
-  conv = layers.Conv(features, kernel_size=4, use_bias=use_bias)
+  conv = layers.Conv(features, kernel_size=4, use_bias=use_bias, impl=impl)
   return lambda x: conv(x)[:, :-1, :-1]
 
 
@@ -125,6 +126,7 @@ class PatchGAN(nn.Module):
   receptive_field: int = 70
   channels: int = 64
   norm: str = 'batch'
+  conv_impl: str = 'rewrite'
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = False):
@@ -138,17 +140,17 @@ class PatchGAN(nn.Module):
     width = lambda i: self.channels * min(2 ** i, 8)
     bias = self.norm == 'none'
     if n == 0:  # PixelGAN
-      x = nn.leaky_relu(layers.Conv(width(0), kernel_size=1)(x), 0.2)
-      x = layers.Conv(width(1), kernel_size=1, use_bias=bias)(x)
+      x = nn.leaky_relu(layers.Conv(width(0), kernel_size=1, impl=self.conv_impl)(x), 0.2)
+      x = layers.Conv(width(1), kernel_size=1, use_bias=bias, impl=self.conv_impl)(x)
       x = nn.leaky_relu(_norm(self.norm, train)(x), 0.2)
-      return layers.Conv(1, kernel_size=1)(x)[..., 0]
-    x = nn.leaky_relu(layers.StridedConv(width(0))(x), 0.2)
+      return layers.Conv(1, kernel_size=1, impl=self.conv_impl)(x)[..., 0]
+    x = nn.leaky_relu(layers.StridedConv(width(0), impl=self.conv_impl)(x), 0.2)
     for i in range(1, n):
-      x = layers.StridedConv(width(i), use_bias=bias)(x)
+      x = layers.StridedConv(width(i), use_bias=bias, impl=self.conv_impl)(x)
       x = nn.leaky_relu(_norm(self.norm, train)(x), 0.2)
-    x = _conv4_pad1(width(n), use_bias=bias)(x)
+    x = _conv4_pad1(width(n), use_bias=bias, impl=self.conv_impl)(x)
     x = nn.leaky_relu(_norm(self.norm, train)(x), 0.2)
-    return _conv4_pad1(1)(x)[..., 0]
+    return _conv4_pad1(1, impl=self.conv_impl)(x)[..., 0]
 
 
 GENERATORS = {'unet': UNet}

@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax import configs, experiment, losses, penalties, precision, state as state_lib
+from gan_jax import configs, experiment, layers, losses, penalties, precision
+from gan_jax import state as state_lib
 from gan_jax.pix2pix import networks
 
 
@@ -39,8 +40,10 @@ def build(config, input_shape, target_shape, shard_batch=lambda x: x) -> Pix2Pix
   m, p = config.model, config.pix2pix
   g_cls = configs.lookup(networks.GENERATORS, 'model.generator', m.generator)
   d_cls = configs.lookup(networks.DISCRIMINATORS, 'model.discriminator', m.discriminator)
-  generator = configs.construct(g_cls, 'model.g', **dict(m.g, out_channels=target_shape[-1]))
-  discriminator = configs.construct(d_cls, 'model.d', **m.d)
+  impl = configs.call(layers.resolve_impl, 'model.conv_impl', m.get('conv_impl', 'auto'))
+  generator = configs.construct(g_cls, 'model.g', **dict(m.g, out_channels=target_shape[-1]),
+                                conv_impl=impl)
+  discriminator = configs.construct(d_cls, 'model.d', **m.d, conv_impl=impl)
   for name in ('lambda_gan', 'lambda_l1', 'd_loss_scale'):
     if float(p[name]) < 0:
       raise configs.ConfigError(f'config.pix2pix.{name}={p[name]} must be >= 0')
