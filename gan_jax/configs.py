@@ -134,6 +134,7 @@ def toy_config() -> ml_collections.ConfigDict:
       'protocol': 'pytorch_fid', 'quantize': placeholder(bool), 'resize': placeholder(str),
       'input_scale': placeholder(str), 'is_logits': placeholder(str),
       'is_shuffle': placeholder(bool), 'metric_seed': placeholder(int),
+      'cov_ddof': placeholder(int),  # FID's covariances over N - 1 (1) or N (0, StyleGAN2-ADA)
   })
   # Multi-host (gan_jax/distributed.py): unset = single host, or what the environment says.
   c.distributed = ml_collections.ConfigDict({

@@ -65,32 +65,35 @@ REAL_SEED = 0  # the reference images: the first num_real of RandomState(0)'s pe
 #   pytorch_fid     pytorch-fid on PNG files (uint8), F.interpolate bilinear, 2p/255 - 1.
 #                   pytorch-fid has no IS or KID: improved-gan's unbiased IS, KID seed 0.
 #   clean_fid       clean-fid's default mode 'clean': PIL bicubic with antialias on float pixels,
-#                   clipped, the TF graph's (p - 128)/128 (its TorchScript Inception).
-#                   Its KID draws from NumPy's global RNG (unseeded): seed 0 here.
+#                   clipped, the TF graph's (p - 128)/128 (its TorchScript Inception). uint8 as
+#                   its folder path (image files); its `compute_fid(gen=G)` feeds G's floats
+#                   unrounded: quantize=False matches that. Its KID draws from NumPy's global
+#                   RNG (unseeded): seed 0 here.
 #   torch_fidelity  torch-fidelity: uint8 input, TF1 bilinear, (p - 128)/128; IS on the
 #                   unbiased logits after a permutation from RandomState(2020); KID's subsets
 #                   from RandomState(2020).
 #   stylegan2_ada   StyleGAN2-ADA's metrics (and StudioGAN's, which reuse its network): uint8,
 #                   the TF1 bilinear its grid_sample reproduces, (p - 128)/128, IS on the
-#                   unbiased logits, no shuffle; its KID is unseeded too.
+#                   unbiased logits, no shuffle; its KID is unseeded too; its FID's covariances
+#                   divide by N (`FeatureStats.get_mean_cov`), not N - 1 (cov_ddof=0).
 PROTOCOLS = {
     'pytorch_fid': dict(quantize=True, resize='pytorch_fid', input_scale='pytorch_fid',
-                        is_logits='unbiased', is_shuffle=False, metric_seed=0),
+                        is_logits='unbiased', is_shuffle=False, metric_seed=0, cov_ddof=1),
     'clean_fid': dict(quantize=True, resize='clean', input_scale='tf', is_logits='unbiased',
-                      is_shuffle=False, metric_seed=0),
+                      is_shuffle=False, metric_seed=0, cov_ddof=1),
     'torch_fidelity': dict(quantize=True, resize='tf', input_scale='tf', is_logits='unbiased',
-                           is_shuffle=True, metric_seed=2020),
+                           is_shuffle=True, metric_seed=2020, cov_ddof=1),
     'stylegan2_ada': dict(quantize=True, resize='tf', input_scale='tf', is_logits='unbiased',
-                          is_shuffle=False, metric_seed=0),
+                          is_shuffle=False, metric_seed=0, cov_ddof=0),
 }
 IS_LOGITS = ('unbiased', 'biased')
 _CHOICES = {'resize': image_protocol.RESIZES, 'input_scale': image_protocol.SCALES,
-            'is_logits': IS_LOGITS}
+            'is_logits': IS_LOGITS, 'cov_ddof': (0, 1)}
 
 
 def protocol_settings(eval_config) -> dict:
   """{'protocol', 'quantize', 'resize', 'input_scale', 'is_logits', 'is_shuffle',
-  'metric_seed'} of config.eval: its preset (eval.protocol), each field set there overriding it
+  'metric_seed', 'cov_ddof'} of config.eval: its preset (eval.protocol), each field set there overriding it
   ('protocol' then names the preset and the overridden fields)."""
   name = eval_config.get('protocol') or 'pytorch_fid'
   settings = dict(configs.lookup(PROTOCOLS, 'eval.protocol', name))
@@ -633,6 +636,11 @@ class Evaluator:
         n_real = min(n_real, len(self.real_data))
       real = self.real_reference(n_real)
     pair = int(e.get('two_sample_size', 2500))
+    if int(self.settings['cov_ddof']) == 0:  # Σ with 1/N (StyleGAN2-ADA), from the 1/(N-1) one
+      sigma_f = sigma_f * (n - 1) / n
+      if real is not None and 'features' in real:
+        n_r = len(real['features'])
+        real = dict(real, sigma=real['sigma'] * (n_r - 1) / n_r)
     seed, shuffle = int(self.settings['metric_seed']), bool(self.settings['is_shuffle'])
     metrics = compute_metrics(self.metrics, real, fake, probs, (mu_f, sigma_f), self.centers,
                               self.std, pair, seed, shuffle, fake_labels)
@@ -643,6 +651,8 @@ class Evaluator:
       fields.update(quantize=self.quantize)
     if self.features == 'inception':
       fields.update(protocol=self.settings['protocol'])
+    if any(m in self.metrics for m in ('fid', 'intra_fid', 'fid_infinity')):
+      fields.update(fid_covariance='1/N' if int(self.settings['cov_ddof']) == 0 else '1/(N-1)')
     if stats_file:
       fields.update(real=f'statistics file {stats_file}')
     if n_real is not None:

@@ -22,10 +22,11 @@ def draw(sampler, key, indices):
   return jax.vmap(lambda j: sampler(jax.random.fold_in(key, j), 1)[0])(indices)
 
 
-def toy_evaluator(sampler, metrics=TOY_METRICS):
+def toy_evaluator(sampler, metrics=TOY_METRICS, **eval_fields):
   """An Evaluator of the ring whose 'generator' is `sampler(key, n)` (params are ignored)."""
   config = configs.toy_config()
   config.eval.metrics = metrics
+  config.eval.update(eval_fields)
   config.eval.batch_size = 500
   data = toy_data.get('ring')
   mesh = sharding.make_mesh(jax.devices()[:1])
@@ -252,3 +253,21 @@ def test_dinov2_features_are_wired_with_clear_errors(tmp_path, monkeypatch):
   with pytest.raises(configs.ConfigError, match=r"need class probabilities, which "
                                                 r"config.eval.features='dinov2' has not"):
     gan.GANExperiment(config, devices=jax.devices()[:1])
+
+
+def test_stylegan2_ada_covariances_divide_by_n():
+  """cov_ddof=0 (the stylegan2_ada preset): FID of the 1/N covariances, as StyleGAN2-ADA's."""
+  sampler = lambda key, n: jax.random.normal(key, (n, 2)) * 1.3 + 0.5
+  fids = {}
+  for ddof in (1, 0):
+    ev = toy_evaluator(sampler, metrics=('fid',), cov_ddof=ddof)
+    metrics, protocol = ev(None, None, 50)
+    fake = np.asarray(draw(sampler, ev.eval_key, jnp.arange(50, dtype=jnp.uint32)), np.float64)
+    real = ev.real_reference(50)['features'].astype(np.float64)
+    expected = frechet_distance(real.mean(0), np.cov(real, rowvar=False, ddof=ddof),
+                                fake.mean(0), np.cov(fake, rowvar=False, ddof=ddof))
+    assert metrics['fid'] == pytest.approx(expected, rel=1e-7)
+    assert protocol['fid_covariance'] == ('1/N' if ddof == 0 else '1/(N-1)')
+    fids[ddof] = metrics['fid']
+  assert fids[0] != fids[1]
+  assert evaluation.PROTOCOLS['stylegan2_ada']['cov_ddof'] == 0
