@@ -557,7 +557,7 @@ def section(results, network_worst, args, n_imgs, seconds) -> str:
              f'random (torch seed {args.seed}: He-normal convs, random BN statistics and affine)')
   subset = min(evaluation.KID_SUBSET_SIZE, n_imgs['fake'], n_imgs['real'])
   by = {r['preset']: r for r in results}
-  tf_row, gen = by['torch_fidelity'], by['clean_fid, quantize off']
+  gen = by['clean_fid, quantize off']
   lines = [
       BEGIN, TITLE, '',
       f'`python benchmarks/inception_parity.py --section` ({args.date}; {machine()}; {versions}; '
