@@ -10,7 +10,8 @@ protocol's image steps (uint8, each resize to 299, scaling) are timed apart from
 Writes a table per --num into benchmarks/RESULTS.md.
 
   python benchmarks/metrics_throughput.py [--num 10000] [--inception-images 64]
-  python benchmarks/metrics_throughput.py --num 50000 --dims 2048 --no-features
+  python benchmarks/metrics_throughput.py --num 50000 --dims 2048 --no-features \
+      --metrics fid kid intra_fid fid_infinity inception_score is_infinity
 """
 import argparse
 import datetime
@@ -87,6 +88,8 @@ def main():
   parser.add_argument('--dims', type=int, nargs='+', default=[128, 2048])
   parser.add_argument('--no-features', dest='features', action='store_false',
                       help='only the metrics (the feature rates do not depend on --num)')
+  parser.add_argument('--metrics', nargs='+', default=None,
+                      help='the first word of each METRICS entry to time (default: all)')
   args = parser.parse_args()
   logging.set_verbosity(logging.WARNING)
   n = args.num
@@ -98,20 +101,25 @@ def main():
     real = rng.normal(size=(n, dim)).astype(np.float32)
     fake = (0.9 * rng.normal(size=(n, dim)) + 0.1).astype(np.float32)
     for name, fn in METRICS.items():
+      if args.metrics and name.split()[0] not in args.metrics:
+        continue
       fn(real[:200], fake[:200])  # compiles the jitted k-NN kernels at small sizes
       _, seconds = timed(fn, real, fake)
       rows.append((f'{name}, {dim}-d', f'{n:,} vs {n:,}', f'{seconds:.1f} s'))
       print(rows[-1], flush=True)
   probs = np.asarray(jax.nn.softmax(jnp.asarray(rng.normal(size=(n, 1008)) * 3), axis=-1))
-  _, seconds = timed(inception_score, probs)
-  rows.append(('inception_score (10 splits), 1008 classes', f'{n:,}', f'{seconds:.2f} s'))
-  _, seconds = timed(lambda p: infinity.is_infinity(p)['is_infinity'], probs)
-  rows.append(('is_infinity (15 counts), 1008 classes', f'{n:,}', f'{seconds:.2f} s'))
+  if not args.metrics or 'inception_score' in args.metrics:
+    _, seconds = timed(inception_score, probs)
+    rows.append(('inception_score (10 splits), 1008 classes', f'{n:,}', f'{seconds:.2f} s'))
+  if not args.metrics or 'is_infinity' in args.metrics:
+    _, seconds = timed(lambda p: infinity.is_infinity(p)['is_infinity'], probs)
+    rows.append(('is_infinity (15 counts), 1008 classes', f'{n:,}', f'{seconds:.2f} s'))
 
   begin, end = f'<!-- metrics_throughput_{n}:begin -->', f'<!-- metrics_throughput_{n}:end -->'
   command = ' '.join(['python benchmarks/metrics_throughput.py', f'--num {n}'] +
                      ([f'--dims {" ".join(map(str, args.dims))}'] if args.dims != [128, 2048]
-                      else []) + ([] if args.features else ['--no-features']))
+                      else []) + ([] if args.features else ['--no-features']) +
+                     ([f'--metrics {" ".join(args.metrics)}'] if args.metrics else []))
   table = '\n'.join([
       begin,
       f'## Evaluation throughput: feature networks, and each metric at {n:,} vs {n:,} samples',
