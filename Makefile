@@ -38,7 +38,7 @@ run: setup
 	$(PY) -m gan_jax.main --config=experiments/default.py --workdir=runs/default
 
 # Two pytest workers (pytest-xdist): the suite is mostly compiles and small single-threaded
-# steps, so the 2-core machines run it ~1.7x faster than one process.
+# steps; on a 2-core machine 674 tests took 26.6 min this way (51 min of CPU time).
 test: setup
 	$(PY) -m pytest -q -n 2 tests
 
