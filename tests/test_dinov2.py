@@ -8,6 +8,7 @@ import hashlib
 import io
 import math
 import urllib.error
+import urllib.request
 import zipfile
 
 import chex
@@ -440,7 +441,7 @@ def test_fetch_weights(tmp_path, monkeypatch):
   def offline(*args, **kwargs):
     raise urllib.error.URLError('no network')
 
-  monkeypatch.setattr(dinov2.urllib.request, 'urlopen', offline)
+  monkeypatch.setattr(urllib.request, 'urlopen', offline)
   with pytest.raises(OSError) as e:
     dinov2.fetch_weights(str(tmp_path / 'cache'))
   message = str(e.value)
@@ -448,16 +449,16 @@ def test_fetch_weights(tmp_path, monkeypatch):
   assert 'could not download the DINOv2 ViT-L/14 weights' in message
   directory = tmp_path / 'cache' / 'dinov2'
   assert not list(directory.iterdir())
-  monkeypatch.setattr(dinov2.urllib.request, 'urlopen',
+  monkeypatch.setattr(urllib.request, 'urlopen',
                       lambda *a, **k: _Response(b'<html>not found</html>'))
   with pytest.raises(OSError, match='is not the DINOv2 ViT-L/14 weights'):
     dinov2.fetch_weights(str(tmp_path / 'cache'))
   assert not list(directory.iterdir())
   data = _layout_only_checkpoint()
-  monkeypatch.setattr(dinov2.urllib.request, 'urlopen', lambda *a, **k: _Response(data))
+  monkeypatch.setattr(urllib.request, 'urlopen', lambda *a, **k: _Response(data))
   path = dinov2.fetch_weights(str(tmp_path / 'cache'))
   assert path == str(directory / 'dinov2_vitl14_pretrain.pth')
   assert open(path, 'rb').read() == data and len(list(directory.iterdir())) == 1
-  monkeypatch.setattr(dinov2.urllib.request, 'urlopen', offline)
+  monkeypatch.setattr(urllib.request, 'urlopen', offline)
   assert dinov2.fetch_weights(str(tmp_path / 'cache')) == path  # cached: no download
   assert dinov2.weights_sha256(path) == hashlib.sha256(data).hexdigest()

@@ -3,6 +3,7 @@ real statistics cached once, the protocol in every record, clear errors for bad 
 import math
 import os
 import urllib.error
+import urllib.request
 
 import jax
 import jax.numpy as jnp
@@ -169,7 +170,7 @@ def test_bad_eval_configs_name_the_field(tmp_path, fields, words):
 def test_inception_weights_download_failure_is_one_sentence(tmp_path, monkeypatch):
   def offline(*args, **kwargs):
     raise urllib.error.URLError('no network')
-  monkeypatch.setattr(inception.urllib.request, 'urlopen', offline)
+  monkeypatch.setattr(urllib.request, 'urlopen', offline)
   config = tiny_image_config(tmp_path, features='inception')
   with pytest.raises(configs.ConfigError) as e:
     gan.GANExperiment(config, devices=jax.devices()[:1])

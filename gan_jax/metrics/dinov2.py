@@ -42,8 +42,6 @@ shapes, less `mask_token`). Layouts: conv (O, I, kh, kw) → (kh, kw, I, O), lin
 import functools
 import math
 import os
-import shutil
-import urllib.request
 from typing import Any, Optional
 
 import jax
@@ -475,29 +473,18 @@ def fetch_weights(cache_root: Optional[str] = None, url: str = DINOV2_WEIGHTS_UR
   Raises OSError with one sentence saying what to do when the download fails (no network).
   """
   from gan_jax import configs  # pylint: disable=g-import-not-at-top
-  directory = configs.cache_dir('dinov2', cache_root)
-  path = os.path.join(directory, os.path.basename(url))
-  if os.path.exists(path):
-    return path
-  os.makedirs(directory, exist_ok=True)
-  tmp = f'{path}.tmp{os.getpid()}'
-  try:
-    with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, 'wb') as f:
-      shutil.copyfileobj(response, f)
-  except OSError as e:  # URLError, timeouts and refused connections are OSErrors
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise OSError(f'could not download the DINOv2 ViT-L/14 weights ({e}); '
-                  f'{NO_WEIGHTS_MESSAGE}') from None
-  try:
-    with _refusals(tmp):
-      torch_weights.read_torch(tmp, _layout(_config(None)), tensors=False)
-  except ValueError:
-    os.remove(tmp)
-    raise OSError(f'the file downloaded from {url} is not the DINOv2 ViT-L/14 weights; '
-                  f'{NO_WEIGHTS_MESSAGE}') from None
-  os.replace(tmp, path)
-  return path
+
+  def is_vit_l14(tmp) -> bool:
+    try:
+      with _refusals(tmp):
+        torch_weights.read_torch(tmp, _layout(_config(None)), tensors=False)
+      return True
+    except ValueError:
+      return False
+
+  return torch_weights.download(url, configs.cache_dir('dinov2', cache_root),
+                                'the DINOv2 ViT-L/14 weights', NO_WEIGHTS_MESSAGE, is_vit_l14,
+                                timeout)
 
 
 def weights_sha256(path) -> str:

@@ -30,8 +30,6 @@ ValueError.
 """
 import functools
 import os
-import shutil
-import urllib.request
 from typing import Any, Optional
 
 import jax
@@ -358,26 +356,10 @@ def fetch_weights(cache_root: Optional[str] = None, url: str = FID_WEIGHTS_URL,
   Raises OSError with one sentence saying what to do when the download fails (no network).
   """
   from gan_jax import configs  # pylint: disable=g-import-not-at-top
-  directory = configs.cache_dir('inception', cache_root)
-  path = os.path.join(directory, os.path.basename(url))
-  if os.path.exists(path):
-    return path
-  os.makedirs(directory, exist_ok=True)
-  tmp = f'{path}.tmp{os.getpid()}'
-  try:
-    with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, 'wb') as f:
-      shutil.copyfileobj(response, f)
-  except OSError as e:  # URLError, timeouts and refused connections are OSErrors
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise OSError(f'could not download the FID Inception weights ({e}); '
-                  f'{NO_WEIGHTS_MESSAGE}') from None
-  if not weights_sha256(tmp).startswith(FID_WEIGHTS_SHA256_PREFIX):
-    os.remove(tmp)
-    raise OSError(f'the file downloaded from {url} is not the FID Inception weights (sha256 '
-                  f'mismatch); {NO_WEIGHTS_MESSAGE}')
-  os.replace(tmp, path)
-  return path
+  return torch_weights.download(
+      url, configs.cache_dir('inception', cache_root), 'the FID Inception weights',
+      NO_WEIGHTS_MESSAGE, lambda tmp: weights_sha256(tmp).startswith(FID_WEIGHTS_SHA256_PREFIX),
+      timeout)
 
 
 def weights_sha256(path) -> str:

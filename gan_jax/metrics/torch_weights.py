@@ -22,7 +22,9 @@ import math
 import os
 import pickle
 import re
+import shutil
 import struct
+import urllib.request
 import zipfile
 from typing import Callable, Mapping, Optional
 
@@ -496,3 +498,28 @@ def file_sha256(path) -> str:
     for chunk in iter(lambda: f.read(1 << 20), b''):
       digest.update(chunk)
   return digest.hexdigest()
+
+
+def download(url: str, directory: str, what: str, instructions: str, check,
+             timeout: float = 60.0) -> str:
+  """The copy of `url` in `directory`, downloaded there first if missing: into a temp file,
+  accepted if `check(temp path)` is true, then moved into place (a failed or rejected download
+  leaves nothing behind). An OSError of one sentence (`what` failed, then `instructions`) when
+  the download fails (no network) or the file is not `what`."""
+  path = os.path.join(directory, os.path.basename(url))
+  if os.path.exists(path):
+    return path
+  os.makedirs(directory, exist_ok=True)
+  tmp = f'{path}.tmp{os.getpid()}'
+  try:
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, 'wb') as f:
+      shutil.copyfileobj(response, f)
+  except OSError as e:  # URLError, timeouts and refused connections are OSErrors
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise OSError(f'could not download {what} ({e}); {instructions}') from None
+  if not check(tmp):
+    os.remove(tmp)
+    raise OSError(f'the file downloaded from {url} is not {what}; {instructions}')
+  os.replace(tmp, path)
+  return path
