@@ -234,9 +234,10 @@ METRICS = {
 
 
 # Which way each eval metric improves (for train.keep_best); others need 'min:' or 'max:'.
-LOWER_IS_BETTER = ('fid', 'kid', 'reverse_kl', 'mmd2', 'c2st_accuracy', 'l1')
-HIGHER_IS_BETTER = ('modes', 'hq_fraction', 'inception_score', 'precision', 'recall', 'density',
-                    'coverage', 'psnr')
+LOWER_IS_BETTER = ('fid', 'kid', 'intra_fid', 'fid_infinity', 'reverse_kl', 'mmd2',
+                   'c2st_accuracy', 'l1')
+HIGHER_IS_BETTER = ('modes', 'hq_fraction', 'inception_score', 'is_infinity', 'precision',
+                    'recall', 'density', 'coverage', 'psnr')
 
 
 def best_rule(spec: str) -> tuple:
