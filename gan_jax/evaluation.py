@@ -329,6 +329,16 @@ def digit_extractor(cache_dir: Optional[str] = None, log=print) -> Extractor:
                     'classifier_sha256': sha, 'classifier_test_accuracy': clf.test_accuracy})
 
 
+def _weights(network, path: Optional[str], cache_root: Optional[str], field: str) -> tuple:
+  """(path, variables) of a feature network module's weights (`network.fetch_weights` into
+  the cache when no path is given); any failure is one ConfigError naming config.eval.<field>."""
+  try:
+    path = path or network.fetch_weights(cache_root)
+    return path, network.load_params(path)
+  except (ValueError, OSError) as e:
+    raise configs.ConfigError(f'config.eval.{field}: {e}') from None
+
+
 def inception_extractor(weights_path: Optional[str], cache_root: Optional[str] = None,
                         settings: Optional[dict] = None) -> Extractor:
   """pytorch-fid's Inception-V3: 2048-d pool3 features, softmax of the 1008 logits.
@@ -339,11 +349,7 @@ def inception_extractor(weights_path: Optional[str], cache_root: Optional[str] =
   to RGB. Without `weights_path`, pytorch-fid's file is downloaded once into the cache.
   """
   settings = settings or dict(PROTOCOLS['pytorch_fid'], protocol='pytorch_fid')
-  try:
-    weights_path = weights_path or inception.fetch_weights(cache_root)
-    variables = inception.load_params(weights_path)
-  except (ValueError, OSError) as e:
-    raise configs.ConfigError(f'config.eval.inception_weights: {e}') from None
+  weights_path, variables = _weights(inception, weights_path, cache_root, 'inception_weights')
   model = inception.FIDInceptionV3(image_size=None)
   size = (299, 299)
   fc = variables['params']['fc']
@@ -377,11 +383,7 @@ def dinov2_extractor(weights_path: Optional[str], cache_root: Optional[str] = No
   resized to 224 as dgm-eval does (PIL's bicubic on the uint8 image; float PIL bicubic when the
   protocol does not quantize). Without `weights_path`, the official file is downloaded once."""
   settings = settings or dict(PROTOCOLS['pytorch_fid'], protocol='pytorch_fid')
-  try:
-    weights_path = weights_path or dinov2.fetch_weights(cache_root)
-    variables = dinov2.load_params(weights_path)
-  except (ValueError, OSError) as e:
-    raise configs.ConfigError(f'config.eval.dinov2_weights: {e}') from None
+  weights_path, variables = _weights(dinov2, weights_path, cache_root, 'dinov2_weights')
   quantize = bool(settings['quantize'])
   resize = 'pil' if quantize else 'clean'
   model = dinov2.vit_large_14()

@@ -455,11 +455,7 @@ def load_params(path, model: Optional[DINOv2ViT] = None) -> dict:
   are never downloaded here (`fetch_weights` does). Any file that cannot be read as the
   network's weights: one ValueError naming the file, the reason and the official URL.
   """
-  if not path:
-    raise ValueError(NO_WEIGHTS_MESSAGE)
-  path = os.fspath(path)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{path} does not exist. {NO_WEIGHTS_MESSAGE}')
+  path = torch_weights.existing_path(path, NO_WEIGHTS_MESSAGE)
   with _refusals(path):
     return state_dict_to_variables(torch_weights.read(path, _layout(_config(model))), model)
 

@@ -338,11 +338,7 @@ def load_params(path) -> dict:
   Without a path: `ValueError(NO_WEIGHTS_MESSAGE)`, a missing file: FileNotFoundError; weights
   are never downloaded. Any file that cannot be read as the network's weights: one ValueError.
   """
-  if not path:
-    raise ValueError(NO_WEIGHTS_MESSAGE)
-  path = os.fspath(path)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{path} does not exist. {NO_WEIGHTS_MESSAGE}')
+  path = torch_weights.existing_path(path, NO_WEIGHTS_MESSAGE)
   with _refusals(path):
     state_dict = torch_weights.read(path, _layout())
     return state_dict_to_variables(state_dict)

@@ -523,3 +523,14 @@ def download(url: str, directory: str, what: str, instructions: str, check,
     raise OSError(f'the file downloaded from {url} is not {what}; {instructions}')
   os.replace(tmp, path)
   return path
+
+
+def existing_path(path, no_weights_message: str) -> str:
+  """`path` as a str: ValueError(no_weights_message) when none is given, FileNotFoundError
+  (naming it, then the message) when it does not exist."""
+  if not path:
+    raise ValueError(no_weights_message)
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'{path} does not exist. {no_weights_message}')
+  return path
