@@ -185,9 +185,12 @@ class Checkpoints:
           'run it with the config it was trained with (the workdir\'s config.json)')
 
   def _restore(self, step: int, template):
+    # Called after _check_fits: the checkpoint holds exactly the template's arrays. A partial
+    # restore then differs only where the template has empty containers the checkpoint lacks
+    # (GANState.aux, {} with no stateful switch on, is absent from checkpoints written before it existed).
     args = ocp.args.PyTreeRestore(
         jax.tree.map(ocp.utils.to_shape_dtype_struct, template),
-        restore_args=ocp.checkpoint_utils.construct_restore_args(template))
+        restore_args=ocp.checkpoint_utils.construct_restore_args(template), partial_restore=True)
     return self.manager.restore(step, args=args)
 
   def _move_aside(self, step: int, error: Exception, log) -> str:

@@ -83,7 +83,8 @@ def toy_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.objective = ml_collections.ConfigDict({'name': 'non_saturating'})
-  c.penalty = ml_collections.ConfigDict({'name': 'none', 'weight': 0.0})
+  # every: lazy regularisation (StyleGAN2): the penalty every k iterations, times k.
+  c.penalty = ml_collections.ConfigDict({'name': 'none', 'weight': 0.0, 'every': 1})
   c.data = ml_collections.ConfigDict({'name': 'ring', 'batch_size': 128})
   c.model = ml_collections.ConfigDict({
       'generator': 'mlp',
@@ -101,6 +102,8 @@ def toy_config() -> ml_collections.ConfigDict:
       'decay_steps': placeholder(int),
       'n_critic': 1,
       'ema_decay': 0.999,
+      # EMA warm-up: before this iteration the EMA is G's parameters themselves (0: none).
+      'ema_start': 0,
   })
   c.train = ml_collections.ConfigDict({
       'steps': 20_000, 'steps_per_call': 100, 'log_every': 500, 'eval_every': 5_000,
@@ -158,7 +161,11 @@ def tricks_config() -> ml_collections.ConfigDict:
   pack: PacGAN's m. unroll_steps: unrolled GAN's k. ensemble: hidden widths of each member D, e.g.
   ((16,), (64, 64), (128, 128, 128)). adaptive: the adaptive schedule of M. Borisyak's GAN
   lecture (HSE): D while its loss > c1, then G while it is < c2, capped at max_d_steps /
-  max_g_steps.
+  max_g_steps. diffaugment: DiffAugment's policies on every image D sees, e.g.
+  'color,translation,cutout' ('' = off). ada: adaptive discriminator augmentation, its p tuned
+  toward E[sign D(x_real)] = target every `interval` iterations (p 0 → 1 in speed_images reals).
+  lecam: LeCam regularisation of D's outputs toward the moving averages of the other side's,
+  its weight (0 = off) and the averages' decay.
   """
   return ml_collections.ConfigDict({
       'instance_noise': {'std': 0.0, 'anneal_steps': 0},
@@ -168,6 +175,10 @@ def tricks_config() -> ml_collections.ConfigDict:
       'unroll_steps': 0,
       'ensemble': (),
       'adaptive': {'enabled': False, 'c1': 1.0, 'c2': 1.3, 'max_d_steps': 5, 'max_g_steps': 5},
+      'diffaugment': '',
+      'ada': {'enabled': False, 'target': 0.6, 'interval': 4, 'speed_images': 500_000,
+              'p_init': 0.0},
+      'lecam': {'weight': 0.0, 'decay': 0.99},
   })
 
 
@@ -181,6 +192,9 @@ def image_config(dataset: str = 'mnist5k', image_size: int = 28) -> ml_collectio
   c = toy_config()
   c.data = ml_collections.ConfigDict({'name': dataset, 'batch_size': 64, 'split': 'train',
                                       'image_size': image_size})
+  # Worker processes that read and decode the batches (input_pipeline.resolve_workers); unset:
+  # none on CPU, min(8, cores / 2) on an accelerator's host.
+  c.data.workers = placeholder(int)
   c.model = ml_collections.ConfigDict({
       'generator': 'dcgan',
       'discriminator': 'dcgan',
@@ -244,6 +258,7 @@ _ANY = ('', lambda v: True)
 _RANGES = (
     ('seed', 'int', _ANY),
     ('data.batch_size', 'int', _GE1), ('data.image_size', 'int', _GE1),
+    ('data.workers', 'int', _GE0),
     ('data.num_modes', 'int', _GE1), ('data.side', 'int', _GE1),  # toy data
     ('data.std', 'number', _GT0), ('data.radius', 'number', _GT0),
     ('data.spacing', 'number', _GT0),
@@ -255,7 +270,8 @@ _RANGES = (
     ('optim.g_lr', 'number', _GT0), ('optim.d_lr', 'number', _GT0),
     ('optim.ema_decay', 'number', _UNIT), ('optim.n_critic', 'int', _GE1),
     ('optim.decay_steps', 'int', _GE1),
-    ('penalty.weight', 'number', _GE0),
+    ('penalty.weight', 'number', _GE0), ('penalty.every', 'int', _GE1),
+    ('optim.ema_start', 'int', _GE0),
     *((f'train.{field}', 'int', _GE1)
       for field in ('steps', 'steps_per_call', 'log_every', 'eval_every', 'checkpoint_every',
                     'keep')),

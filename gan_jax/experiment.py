@@ -32,17 +32,18 @@ def adversarial_parts(config, g_updates: int = 1, d_updates: int = 1) -> dict:
   """What every adversarial task resolves from its config the same way: the objective, the
   penalty and its weight, G's and D's optimizers (D's chained with the penalty's projection;
   a decaying lr runs over `configs.decay_steps` iterations of g_updates / d_updates updates),
-  the EMA decay and the compute dtype. Bad names are ConfigErrors naming the field."""
+  the lazy penalty's interval, the EMA decay and warm-up, and the compute dtype. Bad names are ConfigErrors naming the field."""
   o = config.optim
   objective = configs.choose(losses.get, 'objective', config.objective)
-  penalty = configs.choose(penalties.get, 'penalty', config.penalty, skip=('weight',))
+  penalty = configs.choose(penalties.get, 'penalty', config.penalty, skip=('weight', 'every'))
   g_tx = configs.call(state_lib.make_optimizer, 'optim.g_optimizer', o.g_optimizer, o.g_lr,
                       o.betas, o.lr_schedule, configs.decay_steps(config) * g_updates)
   d_tx = configs.call(state_lib.make_optimizer, 'optim.d_optimizer', o.d_optimizer, o.d_lr,
                       o.betas, o.lr_schedule, configs.decay_steps(config) * d_updates)
-  return dict(objective=objective, penalty=penalty, penalty_weight=float(config.penalty.weight), g_tx=g_tx,
+  return dict(objective=objective, penalty=penalty, penalty_weight=float(config.penalty.weight),
+              penalty_every=int(config.penalty.get('every', 1)), g_tx=g_tx,
               d_tx=optax.chain(d_tx, penalty.d_transform), ema_decay=float(o.ema_decay),
-              compute_dtype=precision.compute_dtype(config))
+              ema_start=int(o.get('ema_start', 0)), compute_dtype=precision.compute_dtype(config))
 
 
 def learning_rates(config, step: int, g_updates: int = 1, d_updates: int = 1) -> dict:

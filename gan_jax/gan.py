@@ -28,7 +28,7 @@ def load_data(data_config):
   valid = dict.fromkeys(list(toy_data.DATASETS) + list(input_pipeline.DATASETS))
   if not name.startswith(input_pipeline.TFDS_PREFIX):  # 'tfds:NAME': any tfds image dataset
     configs.lookup(valid, 'data.name', name)
-  options = {k: v for k, v in data_config.items() if k not in ('name', 'batch_size')}
+  options = {k: v for k, v in data_config.items() if k not in ('name', 'batch_size', 'workers')}
   try:
     return input_pipeline.get(name, **options)
   except input_pipeline.DatasetUnavailable as e:  # already one sentence saying what to do
@@ -79,7 +79,9 @@ class GANExperiment(experiment.Experiment):
     stream = self.data.batches(self.config.data.batch_size, seed=self.config.seed,
                                start_step=start_step * self.updates_per_step,
                                process_index=jax.process_index(),
-                               process_count=jax.process_count())
+                               process_count=jax.process_count(),
+                               workers=input_pipeline.resolve_workers(
+                                   self.config.data.get('workers'), jax.default_backend()))
     return ({'x': b['image'], 'label': b['label']} for b in stream)
 
   def learning_rates(self, step: int) -> dict:

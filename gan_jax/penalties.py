@@ -1,7 +1,8 @@
 """Penalties and constraints that keep the discriminator (critic) well behaved.
 
 A penalty term has the signature ``term(d_fn, real, fake, key) -> scalar`` and is added to the
-discriminator's loss times ``config.penalty.weight``; ``d_fn`` maps a batch to D's outputs.
+discriminator's loss times ``config.penalty.weight`` (lazily, every ``config.penalty.every``
+iterations and scaled by it, with ``lazy``); ``d_fn`` maps a batch to D's outputs.
 Weight clipping is not a loss term but a projection after each critic update, so it is an optax
 transformation chained after D's optimizer. ``get(name, **options)`` returns both parts as a
 ``Penalty``.
@@ -45,6 +46,29 @@ def r1_penalty(d_fn, real) -> jax.Array:
   return jnp.mean(_per_example_sq_norm(_per_example_grads(d_fn, real)))
 
 
+def r2_penalty(d_fn, fake) -> jax.Array:
+  """R2: E_{x̃~G}[‖∇ₓ̃ D(x̃)‖₂²], the zero-centred gradient penalty on generated data.
+
+  Mescheder et al. 2018 (arXiv:1801.04406), eq. 10 (weight = γ/2, as R1); with R1, the
+  regulariser of Roth et al. 2017 ("Stabilizing Training of GANs through Regularization",
+  arXiv:1705.09367) and of the R3GAN baseline (Huang et al. 2024, arXiv:2501.05441).
+  """
+  return jnp.mean(_per_example_sq_norm(_per_example_grads(d_fn, fake)))
+
+
+def lazy(term: Callable[[], jax.Array], step, every: int) -> jax.Array:
+  """Lazy regularisation: every · term() at the steps that are multiples of `every`, 0 (and
+  nothing computed) at the others; `every` = 1 is term() itself.
+
+  Karras et al. 2020, "Analyzing and Improving the Image Quality of StyleGAN" (StyleGAN2,
+  arXiv:1912.04958), sec. 3.1: R1 once every 16 minibatches, scaled by 16, costs a sixteenth
+  and trains the same. A `lax.cond`, so the skipped steps skip the double backward.
+  """
+  if every == 1:
+    return term()
+  return jax.lax.cond(step % every == 0, lambda: every * term(), lambda: jnp.zeros(()))
+
+
 def dragan_penalty(d_fn, real, key, scale: float = 0.5, target: float = 1.0) -> jax.Array:
   """DRAGAN: E[(‖∇ₓ̂ D(x̂)‖₂ - target)²] at x̂ = x + α·δ, near the data.
 
@@ -60,6 +84,29 @@ def dragan_penalty(d_fn, real, key, scale: float = 0.5, target: float = 1.0) -> 
   perturbed = real + alpha * delta
   sq_norm = _per_example_sq_norm(_per_example_grads(d_fn, perturbed))
   return jnp.mean((jnp.sqrt(sq_norm + 1e-12) - target) ** 2)
+
+
+def lecam_anchors(anchors, real_out, fake_out, decay: float = 0.99) -> tuple:
+  """LeCam's anchors after a batch: α ← decay · α + (1 - decay) · mean D(·), for the reals'
+  outputs (α_R) and the fakes' (α_F), without gradient; starting at 0 (Tseng et al. 2021,
+  "Regularizing Generative Adversarial Networks under Limited Data", arXiv:2104.03310, sec. 3)."""
+  alpha_r, alpha_f = anchors
+  real, fake = jax.lax.stop_gradient(jnp.mean(real_out)), jax.lax.stop_gradient(jnp.mean(fake_out))
+  return decay * alpha_r + (1 - decay) * real, decay * alpha_f + (1 - decay) * fake
+
+
+def lecam_penalty(real_out, fake_out, anchors) -> jax.Array:
+  """R_LC = E_x[relu(D(x) - α_F)²] + E_z[relu(α_R - D(G(z)))²], anchors = (α_R, α_F).
+
+  Tseng et al. 2021 (arXiv:2104.03310), eq. 3, in the form of the authors' code (google/lecam-gan)
+  and StudioGAN: D's outputs on reals are pulled toward the fakes' moving average and the fakes'
+  toward the reals', penalised only past it (the paper's eq. 3 writes the squares without the
+  clip). It bounds the LeCam divergence D's objective then minimises; the paper's weight is
+  0.3 for BigGAN on CIFAR, 0.01 for StyleGAN2.
+  """
+  alpha_r, alpha_f = anchors
+  return (jnp.mean(jax.nn.relu(real_out - alpha_f) ** 2) +
+          jnp.mean(jax.nn.relu(alpha_r - fake_out) ** 2))
 
 
 def weight_clipping(clip: float) -> optax.GradientTransformation:
@@ -106,6 +153,15 @@ def _r1():
   return Penalty(lambda d_fn, real, fake, key: r1_penalty(d_fn, real), optax.identity())
 
 
+def _r2():
+  return Penalty(lambda d_fn, real, fake, key: r2_penalty(d_fn, fake), optax.identity())
+
+
+def _r1_r2():
+  return Penalty(lambda d_fn, real, fake, key: r1_penalty(d_fn, real) + r2_penalty(d_fn, fake),
+                 optax.identity())
+
+
 def _weight_clipping(clip=0.01):
   return Penalty(_no_term, weight_clipping(clip))
 
@@ -114,6 +170,8 @@ PENALTIES = {
     'none': _none,
     'wgan_gp': _wgan_gp,
     'r1': _r1,
+    'r2': _r2,
+    'r1_r2': _r1_r2,
     'dragan': _dragan,
     'weight_clipping': _weight_clipping,
 }

@@ -33,17 +33,31 @@ def ema_update(ema, params, decay: float):
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
 
 
+def ema_decay_at(decay: float, step, start: int = 0):
+  """The EMA's decay at iteration `step` with a warm-up: 0 before `start` (the EMA is then G's
+  parameters themselves, so a short run is not judged on an average of its first, noisy
+  iterates), `decay` from then on; `start` = 0 is `decay` throughout."""
+  if not start:
+    return decay
+  return jnp.where(step < start, 0.0, decay)
+
+
 class GANState(flax.struct.PyTreeNode):
   """Everything that changes during training.
 
   step: training iterations done (each = n_critic D updates + 1 G update).
   g, d: generator and discriminator states.
   g_ema: exponential moving average of G's params (Yazıcı et al. 2019, arXiv:1806.04498).
+  aux: the state of the switches that have one, {} when none is on: ADA's 'ada_p' (the
+    augmentation probability), 'ada_sign_sum' (the sum over D updates since p last moved of
+    each update's mean sign D(x_real)) and 'ada_sign_count' (those updates); LeCam's anchors
+    'lecam_real', 'lecam_fake'.
   """
   step: jax.Array
   g: NetState
   d: NetState
   g_ema: Any
+  aux: Any = flax.struct.field(default_factory=dict)
 
 
 OPTIMIZERS = {

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax import configs, experiment, layers, losses, models, penalties, precision
+from gan_jax import augment, configs, experiment, layers, losses, models, penalties, precision
 from gan_jax import state as state_lib
 from gan_jax import tricks as tricks_lib
 
@@ -36,12 +36,14 @@ class GAN(NamedTuple):
   objective: losses.Objective
   penalty: penalties.Penalty
   penalty_weight: float
+  penalty_every: int    # lazy regularisation: the penalty every k iterations, times k
   z_dim: int
   num_classes: int      # > 0: G and D are class-conditional (labels sampled uniformly for fakes)
   acgan: bool           # D has an auxiliary classifier head: outputs (B, 1 + num_classes)
   batch_size: int       # global batch of one D (or G) update
   n_critic: int
   ema_decay: float
+  ema_start: int        # the EMA copies G's parameters before this iteration (warm-up)
   data_shape: tuple
   sample_data: Optional[Callable[[jax.Array, int], jax.Array]]  # in-jit data source, or None
   shard_batch: Callable[[jax.Array], jax.Array] = lambda x: x     # batch-axis sharding constraint
@@ -72,7 +74,7 @@ def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
                               f'{config.data.name!r} has {num_classes} classes')
   num_classes = num_classes if conditional else 0
   acgan = m.d.get('conditioning', 'none') == 'acgan'
-  _check_tricks(tricks, config, d_cls, conditional, acgan)
+  _check_tricks(tricks, config, d_cls, conditional, acgan, tuple(data_shape))
   extra = {'num_classes': num_classes} if conditional else {}
   impl = configs.call(layers.resolve_impl, 'model.conv_impl', m.get('conv_impl', 'auto'))
   conv = lambda cls: ({'conv_impl': impl} if 'conv_impl' in cls.__dataclass_fields__ else {})
@@ -103,8 +105,19 @@ def learning_rates(gan: GAN, config, step: int) -> dict:
   return experiment.learning_rates(config, step, *_updates(gan.tricks, gan.n_critic))
 
 
-def _check_tricks(tricks, config, d_cls, conditional: bool, acgan: bool) -> None:
-  """ConfigErrors for tricks that do not compose with the chosen networks or batch."""
+def _check_tricks(tricks, config, d_cls, conditional: bool, acgan: bool,
+                  data_shape: tuple) -> None:
+  """ConfigErrors for tricks that do not compose with the chosen networks, data or batch."""
+  for name, on in (('diffaugment', bool(tricks.diffaugment)), ('ada', tricks.ada is not None)):
+    if on and len(data_shape) != 3:
+      raise configs.ConfigError(f'config.tricks.{name} augments images, and '
+                                f'{config.data.name!r} is not an image dataset')
+  if tricks.ada is not None and tricks.adaptive is not None:
+    raise configs.ConfigError('config.tricks.ada does not compose with config.tricks.adaptive '
+                              "(ADA counts D's updates per iteration); switch one off")
+  if tricks.ada is not None and data_shape[-1] not in (1, 3):
+    raise configs.ConfigError(f'config.tricks.ada: its colour group needs 1 or 3 channels, '
+                              f'not {data_shape[-1]}')
   if tricks.pack > 1:
     if conditional:
       raise configs.ConfigError(f'config.tricks.pack={tricks.pack}: packing is for unconditional '
@@ -132,9 +145,16 @@ def _check_tricks(tricks, config, d_cls, conditional: bool, acgan: bool) -> None
 def create_state(gan: GAN, key: jax.Array) -> state_lib.GANState:
   """Initialises both networks, their optimizers and the EMA copy of G."""
   labels = jnp.zeros((1,), jnp.int32) if gan.num_classes else None
-  return state_lib.init_gan_state(key, gan.generator, gan.g_tx, jnp.zeros((1, gan.z_dim)),
-                                  gan.discriminator, gan.d_tx,
-                                  jnp.zeros((1,) + d_input_shape(gan)), labels)
+  state = state_lib.init_gan_state(key, gan.generator, gan.g_tx, jnp.zeros((1, gan.z_dim)),
+                                   gan.discriminator, gan.d_tx,
+                                   jnp.zeros((1,) + d_input_shape(gan)), labels)
+  aux = {}
+  if gan.tricks.ada is not None:
+    aux |= {'ada_p': jnp.float32(gan.tricks.ada.p_init), 'ada_sign_sum': jnp.float32(0),
+            'ada_sign_count': jnp.int32(0)}
+  if gan.tricks.lecam_weight:
+    aux |= {'lecam_real': jnp.float32(0), 'lecam_fake': jnp.float32(0)}
+  return state.replace(aux=aux)
 
 
 def apply_net(module, params, batch_stats, x, labels, train: bool, dtype=jnp.float32):
@@ -148,9 +168,14 @@ def d_input_shape(gan: GAN) -> tuple:
   return gan.data_shape[:-1] + (gan.data_shape[-1] * gan.tricks.pack,)
 
 
-def d_inputs(gan: GAN, x, step, key) -> jax.Array:
-  """What D sees of a batch x (B, *data_shape): instance noise at the step's σ, then packing."""
+def d_inputs(gan: GAN, x, step, key, ada_p=None) -> jax.Array:
+  """What D sees of a batch x (B, *data_shape): ADA's augmentation at probability `ada_p`,
+  DiffAugment's policies, instance noise at the step's σ, then packing."""
   t = gan.tricks
+  if t.ada is not None:
+    x = augment.ada_augment(jax.random.fold_in(key, 1), x, ada_p)
+  if t.diffaugment:
+    x = augment.diffaugment(jax.random.fold_in(key, 2), x, t.diffaugment)
   if t.instance_noise:
     std = tricks_lib.instance_noise_std(t.instance_noise, t.noise_anneal_steps, step)
     x = tricks_lib.add_instance_noise(x, std, key)
@@ -234,15 +259,19 @@ def _class_loss(class_logits, labels):
 
 
 def d_update(gan: GAN, d: state_lib.NetState, real, fake, real_labels, fake_labels,
-             pen_key, noise_key, step):
-  """One optimizer step of D on a real and a fake batch: (new D state, metrics).
+             pen_key, noise_key, step, aux=None):
+  """One optimizer step of D on a real and a fake batch: (new D state, metrics, new aux).
 
-  Minimises Σ_members objective.d_loss(D(x), D(G(z))) + weight·penalty. Pure and differentiable
-  in `fake`: d_step stops that gradient, the unrolled GAN follows it.
+  Minimises Σ_members objective.d_loss(D(x), D(G(z))) + weight·penalty (+ λ·LeCam), on D's
+  inputs (the augmentations' too: the penalties see what D sees). `aux` is the state's aux
+  (ADA's p is read from it, LeCam's anchors updated in it). Pure and differentiable in `fake`:
+  d_step stops that gradient, the unrolled GAN follows it.
   """
+  aux = {} if aux is None else aux
   real_key, fake_key = jax.random.split(noise_key)
-  real_in = d_inputs(gan, real, step, real_key)
-  fake_in = d_inputs(gan, fake, step, fake_key)
+  real_in = d_inputs(gan, real, step, real_key, aux.get('ada_p'))
+  fake_in = d_inputs(gan, fake, step, fake_key, aux.get('ada_p'))
+  t = gan.tricks
 
   def loss_fn(params):
     real_out, real_cls, stats, _ = run_d(gan, params, d.batch_stats, real_in, real_labels, True)
@@ -254,24 +283,35 @@ def d_update(gan: GAN, d: state_lib.NetState, real, fake, real_labels, fake_labe
     objectives = [gan.objective.d_loss(r, f)
                   for r, f in zip(_members(gan, real_out), _members(gan, fake_out))]
     objective = _total(objectives)
-    penalty = _total([gan.penalty.term(_member_fn(gan, d_fn, k), real_in, fake_in, pen_key)
-                      for k in range(len(objectives))])
+    penalty = penalties.lazy(
+        lambda: _total([gan.penalty.term(_member_fn(gan, d_fn, k), real_in, fake_in, pen_key)
+                        for k in range(len(objectives))]), step, gan.penalty_every)
     loss = objective + gan.penalty_weight * penalty
+    new_aux = aux
     metrics = {'d_loss': loss, 'd_objective': objective, 'd_penalty': penalty,
                'd_real': jnp.mean(real_out), 'd_fake': jnp.mean(fake_out)}
+    if t.lecam_weight:  # the anchors updated with this batch, then the penalty toward them
+      anchors = penalties.lecam_anchors((aux['lecam_real'], aux['lecam_fake']), real_out,
+                                        fake_out, t.lecam_decay)
+      new_aux = aux | {'lecam_real': anchors[0], 'lecam_fake': anchors[1]}
+      metrics['d_lecam'] = penalties.lecam_penalty(real_out, fake_out, anchors)
+      loss = loss + t.lecam_weight * metrics['d_lecam']
+      metrics['d_loss'] = loss
     if gan.tricks.ensemble:  # d_objective is their sum: the ensemble's measure of progress
       metrics.update({f'd_objective_{k}': v for k, v in enumerate(objectives)})
+    if gan.tricks.ada is not None:  # ADA's overfitting heuristic r_t, before the update
+      metrics['ada_rt'] = augment.overfitting_heuristic(real_out)
     if gan.acgan:
       metrics['d_class_loss'] = (_class_loss(real_cls, real_labels) +
                                  _class_loss(fake_cls, fake_labels))
       loss = loss + metrics['d_class_loss']
       metrics['d_loss'] = loss
-    return loss, (stats, metrics)
+    return loss, (stats, metrics, new_aux)
 
-  grads, (stats, metrics) = jax.grad(loss_fn, has_aux=True)(d.params)
+  grads, (stats, metrics, aux) = jax.grad(loss_fn, has_aux=True)(d.params)
   d = d.apply_gradients(gan.d_tx, grads, stats)
   metrics['d_grad_norm'] = optax.tree.norm(grads)
-  return d, metrics
+  return d, metrics, aux
 
 
 def d_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
@@ -287,20 +327,21 @@ def d_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
   fake, _ = apply_net(gan.generator, state.g.params, state.g.batch_stats, sample_z(gan, z_key, n),
                       fake_labels, True, gan.compute_dtype)
   fake = jax.lax.stop_gradient(fake)
-  d, metrics = d_update(gan, state.d, real, fake, real_labels, fake_labels, pen_key,
-                        jax.random.fold_in(key, 1), state.step)
-  return state.replace(d=d), metrics
+  d, metrics, aux = d_update(gan, state.d, real, fake, real_labels, fake_labels, pen_key,
+                             jax.random.fold_in(key, 1), state.step, state.aux)
+  return state.replace(d=d, aux=aux), metrics
 
 
 def unrolled_discriminator(gan: GAN, d: state_lib.NetState, g_params, g_batch_stats, real,
-                           real_labels, key, step, num_steps: int) -> state_lib.NetState:
+                           real_labels, key, step, num_steps: int,
+                           aux=None) -> state_lib.NetState:
   """D after `num_steps` updates (optimizer state included) against G(g_params), as a
   differentiable function of g_params: the surrogate D of the unrolled GAN.
 
   Metz et al. 2017, "Unrolled Generative Adversarial Networks" (arXiv:1611.02163), eqs. 7-10:
   G minimises f(θ_G, θ_D^K(θ_G, θ_D)), where θ_D^K is K steps of D's optimizer, and the gradient
   flows through those steps (how D would react to G's move). Each step draws fresh z; the real
-  batch is the G step's own.
+  batch is the G step's own. The surrogate's own aux updates (LeCam's anchors) are dropped.
   """
   n = real.shape[0]
 
@@ -309,7 +350,7 @@ def unrolled_discriminator(gan: GAN, d: state_lib.NetState, g_params, g_batch_st
     labels = sample_labels(gan, label_key, n)
     fake, _ = apply_net(gan.generator, g_params, g_batch_stats, sample_z(gan, z_key, n), labels,
                         True, gan.compute_dtype)
-    d, _ = d_update(gan, d, real, fake, real_labels, labels, pen_key, noise_key, step)
+    d, _, _ = d_update(gan, d, real, fake, real_labels, labels, pen_key, noise_key, step, aux)
     return d, None
 
   d, _ = jax.lax.scan(body, d, jax.random.split(key, num_steps))
@@ -331,10 +372,11 @@ def g_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
   needs_real = (gan.objective.g_uses_real or use_features or t.unroll_steps > 0 or
                 t.adaptive is not None)
   real_key, fake_key = jax.random.split(jax.random.fold_in(key, 1))
+  ada_p = state.aux.get('ada_p')
   if needs_real:
     real = gan.shard_batch(batch['x'])
     real_labels = batch.get('label') if gan.num_classes else None
-    real_in = d_inputs(gan, real, state.step, real_key)
+    real_in = d_inputs(gan, real, state.step, real_key, ada_p)
 
   def loss_fn(params):
     fake, stats = apply_net(gan.generator, params, state.g.batch_stats, z, labels, True,
@@ -342,10 +384,11 @@ def g_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
     d = state.d
     if t.unroll_steps:
       d = unrolled_discriminator(gan, state.d, params, state.g.batch_stats, real, real_labels,
-                                 jax.random.fold_in(key, 2), state.step, t.unroll_steps)
+                                 jax.random.fold_in(key, 2), state.step, t.unroll_steps,
+                                 state.aux)
     fake_out, fake_cls, _, fake_feats = run_d(gan, d.params, d.batch_stats,
-                                              d_inputs(gan, fake, state.step, fake_key), labels,
-                                              True, use_features)
+                                              d_inputs(gan, fake, state.step, fake_key, ada_p),
+                                              labels, True, use_features)
     fake_members = _members(gan, fake_out)
     real_members = [None] * len(fake_members)
     if needs_real:
@@ -376,8 +419,24 @@ def g_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
   return state.replace(g=g), metrics
 
 
+def ada_step(ada: tricks_lib.Ada, aux: dict, rt, images: int, step) -> dict:
+  """`aux` with ADA's state after an iteration whose D updates measured r_t = `rt` (n_critic,) on
+  `images` real images each: the signs accumulated, and every `ada.interval` iterations (when
+  `step`, the count after this one, is a multiple) p moved by `augment.ada_update` and the sums
+  reset (Karras et al. 2020, arXiv:2006.06676, sec. 3)."""
+  total, count = aux['ada_sign_sum'] + jnp.sum(rt), aux['ada_sign_count'] + rt.shape[0]
+  moved = augment.ada_update(aux['ada_p'], total / count, target=ada.target,
+                             batch_size=images * rt.shape[0], interval=ada.interval,
+                             speed_images=ada.speed_images)
+  due = step % ada.interval == 0
+  return aux | {'ada_p': jnp.where(due, moved, aux['ada_p']),
+                'ada_sign_sum': jnp.where(due, 0.0, total),
+                'ada_sign_count': jnp.where(due, 0, count).astype(jnp.int32)}
+
+
 def _ema_and_count(gan: GAN, state: state_lib.GANState) -> state_lib.GANState:
-  g_ema = state_lib.ema_update(state.g_ema, state.g.params, gan.ema_decay)
+  decay = state_lib.ema_decay_at(gan.ema_decay, state.step, gan.ema_start)
+  g_ema = state_lib.ema_update(state.g_ema, state.g.params, decay)
   return state.replace(step=state.step + 1, g_ema=g_ema)
 
 
@@ -406,6 +465,10 @@ def train_iteration(gan: GAN, state: state_lib.GANState, batch: Optional[jax.Arr
   state, g_metrics = g_step(gan, state, jax.tree.map(lambda b: b[-1], batch), g_key)
   state = _ema_and_count(gan, state)
   metrics = {k: jnp.mean(v) for k, v in d_metrics.items()} | g_metrics
+  if gan.tricks.ada is not None:
+    metrics['ada_p'] = state.aux['ada_p']  # the p these updates used
+    state = state.replace(aux=ada_step(gan.tricks.ada, state.aux, d_metrics['ada_rt'],
+                                       gan.batch_size, state.step))
   return state, metrics
 
 

@@ -14,6 +14,15 @@ Every trick is a switch under `config.tricks`; the defaults leave training exact
   adaptive.enabled, .c1, .c2,         the adaptive schedule of Borisyak's GAN lecture (below): D
   .max_d_steps, .max_g_steps          steps while D's loss > c1, then G steps while D's loss < c2,
                                       each loop capped.
+  diffaugment                         DiffAugment (Zhao et al. 2020): the policies applied to every
+                                      image D sees, e.g. 'color,translation,cutout'; '' = off.
+  lecam.weight, .decay                LeCam regularisation (Tseng et al. 2021): weight · R_LC added
+                                      to D's loss, its anchors (EMAs of D's outputs) in the state;
+                                      weight 0 = off.
+  ada.enabled, .target, .interval,    ADA (Karras et al. 2020): every image D sees through the
+  .speed_images, .p_init              'bgc' pipeline with probability p, p in the state, tuned
+                                      every `interval` iterations toward E[sign D(x)] = target
+                                      at a speed of 0 → 1 in speed_images real images.
 
 Where the others live: minibatch discrimination is a discriminator option
 (`config.model.d.minibatch_discrimination`), DRAGAN and R1 are penalties (`config.penalty.name`),
@@ -31,7 +40,7 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from gan_jax import configs
+from gan_jax import augment, configs
 
 FEATURE_MATCHING_MODES = ('none', 'replace', 'auxiliary')
 
@@ -45,6 +54,16 @@ class Adaptive(NamedTuple):
   max_g_steps: int
 
 
+class Ada(NamedTuple):
+  """ADA's settings (Karras et al. 2020, "Training Generative Adversarial Networks with Limited
+  Data", arXiv:2006.06676, sec. 3): p is adjusted every `interval` iterations by sign(r_t -
+  target) · (real images seen since) / speed_images."""
+  target: float = 0.6
+  interval: int = 4
+  speed_images: int = 500_000
+  p_init: float = 0.0
+
+
 class Tricks(NamedTuple):
   """The static trick settings a `steps.GAN` closes over; the defaults are all off."""
   instance_noise: float = 0.0     # σ₀ of the instance noise
@@ -56,6 +75,10 @@ class Tricks(NamedTuple):
   unroll_steps: int = 0
   ensemble: tuple = ()            # hidden widths of each member
   adaptive: Optional[Adaptive] = None
+  diffaugment: str = ''           # DiffAugment policies, comma-separated ('' = off)
+  ada: Optional[Ada] = None
+  lecam_weight: float = 0.0       # LeCam's λ (0 = off)
+  lecam_decay: float = 0.99       # of its anchors
 
 
 def instance_noise_std(sigma: float, anneal_steps: int, step) -> jax.Array:
@@ -143,9 +166,32 @@ def from_config(config) -> Tricks:
     adaptive = Adaptive(float(a.get('c1', 1.0)), float(a.get('c2', 1.3)),
                         _positive_int(a.get('max_d_steps', 5), 'adaptive.max_d_steps', 1),
                         _positive_int(a.get('max_g_steps', 5), 'adaptive.max_g_steps', 1))
+  policy = str(t.get('diffaugment', '') or '')
+  names = [n.strip() for n in policy.split(',') if n.strip()]
+  for name in names:
+    configs.lookup(augment.DIFFAUGMENT_POLICIES, 'tricks.diffaugment', name)
+  ada_config = t.get('ada', None) or {}
+  ada = None
+  if ada_config.get('enabled', False):
+    target, p_init = float(ada_config.get('target', 0.6)), float(ada_config.get('p_init', 0.0))
+    if not 0.0 <= target < 1.0:
+      raise configs.ConfigError(f'config.tricks.ada.target={target} must be in [0, 1) (the '
+                                "paper's 0.6: E[sign D(x_real)] above it means D overfits)")
+    if not 0.0 <= p_init <= 1.0:
+      raise configs.ConfigError(f'config.tricks.ada.p_init={p_init} must be in [0, 1]')
+    ada = Ada(target, _positive_int(ada_config.get('interval', 4), 'ada.interval', 1),
+              _positive_int(ada_config.get('speed_images', 500_000), 'ada.speed_images', 1),
+              p_init)
+  lecam = t.get('lecam', None) or {}
+  lecam_weight, lecam_decay = float(lecam.get('weight', 0.0)), float(lecam.get('decay', 0.99))
+  if lecam_weight < 0:
+    raise configs.ConfigError(f'config.tricks.lecam.weight={lecam_weight} must be >= 0 (0 = off)')
+  if not 0.0 <= lecam_decay < 1.0:
+    raise configs.ConfigError(f'config.tricks.lecam.decay={lecam_decay} must be in [0, 1)')
   return Tricks(
       instance_noise=std, noise_anneal_steps=anneal, label_smoothing=smoothing,
       feature_matching=fm_mode, feature_matching_weight=float(fm.get('weight', 1.0)),
       pack=_positive_int(t.get('pack', 1), 'pack', 1),
       unroll_steps=_positive_int(t.get('unroll_steps', 0), 'unroll_steps', 0),
-      ensemble=ensemble, adaptive=adaptive)
+      ensemble=ensemble, adaptive=adaptive, diffaugment=','.join(names), ada=ada,
+      lecam_weight=lecam_weight, lecam_decay=lecam_decay)

@@ -32,7 +32,7 @@ LOCK_FILE = '.lock'
 # not what is computed (steps_per_call = k equals k single calls).
 RESUMABLE_FIELDS = ('train.steps', 'train.steps_per_call', 'train.log_every', 'train.eval_every',
                     'train.checkpoint_every', 'train.keep', 'train.keep_best', 'train.dtype',
-                    'model.conv_impl',
+                    'model.conv_impl', 'data.workers',
                     'eval.',
                     'distributed.', 'logging.')
 # What a run writes, and what --overwrite deletes (checkpoints_unreadable/ is kept: nothing

@@ -45,6 +45,8 @@ TOY = {
     'optim.betas ': ((0.5,), 'config.optim.betas=(0.5,) must be a pair'),
     'optim.betas  ': (('a', 0.9), "config.optim.betas=('a', 0.9) must be a pair"),
     'optim.ema_decay': (1.5, 'config.optim.ema_decay=1.5 must be in [0, 1)'),
+    'optim.ema_start': (-1, 'config.optim.ema_start=-1 must be an integer >= 0'),
+    'penalty.every': (0, 'config.penalty.every=0 must be an integer >= 1'),
     'optim.ema_decay ': (-0.1, 'config.optim.ema_decay=-0.1 must be in [0, 1)'),
     'optim.lr_schedule': ('cosine', "config.optim.lr_schedule='cosine' is not known; valid "
                                     'choices: constant, linear'),
@@ -76,6 +78,7 @@ IMAGE = {
     'model.g.channels': (0, 'config.model.g.channels=0 must be an integer >= 1'),
     'model.d.channels': (-64, 'config.model.d.channels=-64 must be an integer >= 1'),
     'data.image_size': (0, 'config.data.image_size=0 must be an integer >= 1'),
+    'data.workers': (-2, 'config.data.workers=-2 must be an integer >= 0'),
     'model.z_dim': (0, 'config.model.z_dim=0 must be an integer >= 1'),
     'optim.d_lr': (-2e-4, 'config.optim.d_lr=-0.0002 must be > 0'),
 }

@@ -269,6 +269,52 @@ def test_prefetch_thread_stops_and_forwards_errors():
     next(broken.batches(32))
 
 
+@pytest.mark.parametrize('workers', [1, 3])
+def test_worker_processes_give_the_same_stream(workers):
+  """Batches read by worker processes are those of the loop's thread, in order, across an
+  epoch's end, for one host's share of a resumed stream."""
+  data = ip.mnist5k('train', image_size=32)  # 4,500 examples: 70 steps of 64 per epoch
+  options = dict(seed=5, start_step=66, process_index=1, process_count=2)
+  plain = _take(data.batches(64, **options), 8)
+  parallel = data.batches(64, workers=workers, **options)
+  read = _take(parallel, 8)
+  parallel.close()
+  for a, b in zip(plain, read):
+    np.testing.assert_array_equal(a['image'], b['image'])
+    np.testing.assert_array_equal(a['label'], b['label'])
+
+
+def test_a_worker_process_error_reaches_the_consumer():
+  src = ip.digits('train').source
+  short = ip.ArraySource(src.pixels[:10], src.labels, src.max_value, 10)  # rows 10+ missing
+  with pytest.raises(IndexError):
+    _take(ip.ImageDataset('short', short).batches(32, workers=1, shuffle=False), 2)
+  with pytest.raises(ValueError, match='workers=-1'):
+    next(ip.digits('train').batches(32, workers=-1))
+
+
+def test_a_memory_mapped_source_goes_to_workers_by_file_name(tmp_path):
+  import pickle  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path / 'pixels.npy')
+  np.save(path, np.arange(200 * 8 * 8, dtype=np.uint8).reshape(200, 8, 8, 1))
+  source = ip.ArraySource(np.load(path, mmap_mode='r'), np.arange(200) % 2, 255., 2)
+  copy = pickle.loads(pickle.dumps(source))
+  assert len(pickle.dumps(source)) < 4_000 < source.pixels.nbytes
+  assert isinstance(copy.pixels, np.memmap)
+  np.testing.assert_array_equal(copy.read([3, 150])[0], source.read([3, 150])[0])
+  in_memory = ip.ArraySource(np.asarray(source.pixels), source.labels, 255., 2)
+  np.testing.assert_array_equal(pickle.loads(pickle.dumps(in_memory)).pixels, source.pixels)
+
+
+def test_workers_unset_read_in_the_thread_on_cpu_only():
+  assert ip.resolve_workers(None, 'cpu') == 0
+  with mock.patch('os.cpu_count', return_value=16):
+    assert ip.resolve_workers(None, 'gpu') == ip.resolve_workers(None, 'tpu') == 8
+  with mock.patch('os.cpu_count', return_value=2):
+    assert ip.resolve_workers(None, 'gpu') == 1
+  assert ip.resolve_workers(3, 'cpu') == 3 and ip.resolve_workers(0, 'gpu') == 0
+
+
 def test_host_batches_become_the_sharded_global_batch():
   from gan_jax import distributed, sharding  # pylint: disable=g-import-not-at-top
   mesh = sharding.make_mesh()

@@ -56,6 +56,29 @@ def test_r1_of_quadratic_critic():
                              rtol=1e-5)
 
 
+def test_r2_and_r1_r2_of_quadratic_critics():
+  # D(x) = ½ c‖x‖²: ∇D = c·x, so R2 = c² E‖x̃‖² on the fakes, and r1_r2 = R1 + R2.
+  real = jax.random.normal(jax.random.key(3), (16, 4))
+  fake = 2.0 + jax.random.normal(jax.random.key(4), (16, 4))
+  d_fn = lambda x: 1.5 * jnp.sum(x ** 2, axis=1)
+  sq = lambda x: float(jnp.mean(jnp.sum((3.0 * x) ** 2, 1)))
+  assert float(penalties.r2_penalty(d_fn, fake)) == pytest.approx(sq(fake), rel=1e-5)
+  both = penalties.get('r1_r2').term(d_fn, real, fake, None)
+  assert float(both) == pytest.approx(sq(real) + sq(fake), rel=1e-5)
+
+
+def test_lazy_penalty_is_every_k_steps_times_k_and_skips_the_rest():
+  def term():
+    return jnp.float32(2.5)
+
+  assert float(penalties.lazy(term, 7, 1)) == 2.5  # every = 1: the term itself, no cond
+  lazy = jax.jit(lambda step: penalties.lazy(term, step, 4))
+  assert [float(lazy(s)) for s in range(6)] == [10.0, 0, 0, 0, 10.0, 0]
+  # Differentiable, and the skipped branch is the zero gradient.
+  grad = jax.jit(jax.grad(lambda w, s: penalties.lazy(lambda: w ** 2, s, 3)))
+  assert (float(grad(2.0, 3)), float(grad(2.0, 4))) == (12.0, 0.0)
+
+
 @pytest.mark.parametrize('norm', [1.0, 3.0])
 def test_dragan_of_linear_critic(norm):
   # ∇D = w at every perturbed point: DRAGAN = (‖w‖ - 1)².
@@ -96,7 +119,8 @@ def test_penalty_registry():
                                        {'w': jnp.array([0.0])})
   np.testing.assert_allclose(updates['w'], [0.05])
   with pytest.raises(ValueError,
-                     match='valid penalties: dragan, none, r1, weight_clipping, wgan_gp'):
+                     match='valid penalties: dragan, none, r1, r1_r2, r2, weight_clipping, '
+                           'wgan_gp'):
     penalties.get('gp')
   with pytest.raises(ValueError, match="does not take options \\['clip'\\]"):
     penalties.get('r1', clip=0.1)
@@ -147,6 +171,27 @@ def _same(a, b):
 
 def _without_penalty(metrics):
   return {k: v for k, v in metrics.items() if k != 'd_penalty'}
+
+
+def test_lazy_regularisation_in_the_d_step(inputs, plain_step):
+  """penalty.every = 4: at iteration 0 the penalty of every = 1 times 4, at iteration 1 none
+  (the plain step's update)."""
+  state, batch = inputs
+
+  def step(every, at):
+    c = configs.toy_config()
+    c.data.batch_size = BATCH
+    c.model.g.hidden = (16,)
+    c.model.d.hidden = (16, 16)
+    c.objective.name = 'wasserstein'
+    c.penalty.update(name='wgan_gp', weight=1.0, every=every)
+    fn = jax.jit(functools.partial(steps.d_step, steps.build_gan(c, (2,))))
+    return jax.device_get(fn(state.replace(step=jnp.int32(at)), batch, jax.random.key(2)))
+
+  (_, every_step), (_, lazy_on), (lazy_off, off_metrics) = step(1, 0), step(4, 0), step(4, 1)
+  np.testing.assert_allclose(lazy_on['d_penalty'], 4 * every_step['d_penalty'], rtol=1e-6)
+  assert float(off_metrics['d_penalty']) == 0.0
+  chex.assert_trees_all_close(lazy_off.d.params, plain_step[0].d.params, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize('name', sorted(penalties.PENALTIES))

@@ -72,6 +72,23 @@ def test_iteration_counts_n_critic_and_ema():
   chex.assert_shape(metrics['d_loss'], (1,))
 
 
+def test_ema_warm_up_copies_g_until_ema_start_then_averages():
+  exp = gan.GANExperiment(tiny_config(optim__ema_decay=0.9, optim__ema_start=2),
+                         devices=one_device())
+  state, call = exp.init_state(), exp.train_fn(1)
+  for step in range(4):
+    before = jax.device_get(state.g_ema)
+    state, _ = call(state, exp.loop_key)
+    g = jax.device_get(state.g.params)
+    if step < 2:  # iterations 0 and 1: the EMA is G itself
+      chex.assert_trees_all_equal(jax.device_get(state.g_ema), g)
+    else:
+      expected = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * p, before, g)
+      chex.assert_trees_all_close(jax.device_get(state.g_ema), expected, rtol=1e-6)
+      assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.g_ema),
+                                                          jax.tree.leaves(g)))
+
+
 def test_steps_per_call_equals_single_calls(exp):
   k = 4
   state = exp.init_state()

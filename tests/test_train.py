@@ -77,6 +77,33 @@ def test_resume_equals_uninterrupted_bit_for_bit(tmp_path):
                               final_state(tiny_config(), str(resumed)))
 
 
+def augmented_config(total):
+  """A tiny image GAN with every stateful switch on: ADA (p tuned every 2 iterations, fast),
+  DiffAugment and LeCam."""
+  c = configs.image_config('mnist5k', 16)
+  c.data.batch_size = 8
+  c.model.z_dim = 8
+  c.model.g.channels = c.model.d.channels = 4
+  c.tricks.diffaugment = 'color,translation,cutout'
+  c.tricks.ada.update(enabled=True, interval=2, speed_images=200, target=0.0, p_init=0.2)
+  c.tricks.lecam.weight = 0.3
+  c.train.update(steps=total, steps_per_call=2, log_every=2, eval_every=100, checkpoint_every=4)
+  c.eval.metrics = ()
+  return c
+
+
+def test_resume_with_every_stateful_switch_on_equals_uninterrupted(tmp_path):
+  straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
+  run(augmented_config(8), straight)
+  run(augmented_config(4), resumed)
+  run(augmented_config(8), resumed)
+  a = final_state(augmented_config(8), str(straight))
+  chex.assert_trees_all_equal(a, final_state(augmented_config(8), str(resumed)))
+  assert float(a.aux['ada_p']) != 0.2 and float(a.aux['lecam_real']) != 0  # they moved alike
+  records = [r for r in logs.read_metrics(str(straight)) if r['split'] == 'train']
+  assert [r['step'] for r in records] == [2, 4, 6, 8] and all('ada_p' in r for r in records)
+
+
 def test_async_save_holds_the_state_saved_while_later_calls_donate_it(tmp_path):
   """`save` returns before the write ends and the loop's next calls donate the state's buffers
   meanwhile (on CPU the host copy could alias them): the checkpoint holds the saved state."""
@@ -93,6 +120,30 @@ def test_async_save_holds_the_state_saved_while_later_calls_donate_it(tmp_path):
   ckpts.close()
   assert int(state.step) == 25
   chex.assert_trees_all_equal(final_state(config, str(tmp_path)), saved)
+
+
+def test_checkpoints_from_before_the_augmentation_state_restore(tmp_path):
+  """A checkpoint of the state as it was before GANState.aux (no such node) restores into
+  today's state (aux = {} without ADA); one lacking a real array is still refused."""
+  import flax.struct  # pylint: disable=g-import-not-at-top
+
+  class Before(flax.struct.PyTreeNode):  # GANState's fields before `aux`
+    step: jax.Array
+    g: object
+    d: object
+    g_ema: object
+
+  exp = gan.GANExperiment(tiny_config(), devices=jax.devices()[:1])
+  state, _ = exp.train_fn(5)(exp.init_state(), exp.loop_key)
+  saved = jax.device_get(state)
+  ckpts = checkpoints.Checkpoints(str(tmp_path / 'checkpoints'), 3)
+  ckpts.save(Before(state.step, state.g, state.d, state.g_ema))
+  ckpts.close()
+  chex.assert_trees_all_equal(final_state(tiny_config(), str(tmp_path)), saved)
+  ckpts = checkpoints.Checkpoints(str(tmp_path / 'checkpoints'), 3)
+  with pytest.raises(configs.ConfigError, match='aux.ada_p is missing from the checkpoint'):
+    ckpts.restore(5, state.replace(aux={'ada_p': jnp.float32(0)}))
+  ckpts.close()
 
 
 def test_checkpoints_of_earlier_versions_restore(tmp_path):

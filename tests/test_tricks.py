@@ -154,7 +154,7 @@ def test_unrolled_changes_g_only_and_differentiates_through_d_updates(plain):
   for key in jax.random.split(KEY, 2):
     z_key, _, pen_key, noise_key = jax.random.split(key, 4)
     fake = gan.generator.apply({'params': state.g.params}, jax.random.normal(z_key, (B, 4)))
-    d, _ = steps.d_update(gan, d, REAL, fake, None, None, pen_key, noise_key, state.step)
+    d, _, _ = steps.d_update(gan, d, REAL, fake, None, None, pen_key, noise_key, state.step)
   chex.assert_trees_all_close(d2, d, rtol=1e-5, atol=1e-6)
   # θ_D^k depends on θ_G: the derivative through the D updates is not zero.
   grads = jax.grad(lambda p: sum(jnp.sum(w) for w in jax.tree.leaves(unrolled_d(p).params)))(
@@ -265,8 +265,8 @@ def _controlled_gan(c1, c2, max_d, max_g):
   return steps.GAN(
       generator=models.MLPGenerator((2,), hidden=(4,)), discriminator=_BiasD(),
       g_tx=optax.sgd(0.1), d_tx=optax.sgd(1.0), objective=objective,
-      penalty=penalties.get('none'), penalty_weight=0.0, z_dim=2, num_classes=0, acgan=False,
-      batch_size=4, n_critic=1, ema_decay=0.5, data_shape=(2,),
+      penalty=penalties.get('none'), penalty_weight=0.0, penalty_every=1, z_dim=2,
+      num_classes=0, acgan=False, batch_size=4, n_critic=1, ema_decay=0.5, ema_start=0, data_shape=(2,),
       sample_data=toy_data.ring().sample,
       tricks=tricks.Tricks(adaptive=tricks.Adaptive(c1, c2, max_d, max_g)))
 
@@ -327,3 +327,153 @@ def test_configs_without_a_tricks_section_still_build():
   del c['tricks']
   gan = steps.build_gan(c, (2,), toy_data.ring().sample)
   assert gan.tricks == tricks.Tricks()
+
+
+# --- LeCam ------------------------------------------------------------------------------------
+
+def test_lecam_penalty_and_anchors_by_hand():
+  real, fake = jnp.array([1.0, -1.0]), jnp.array([0.5, -2.0])
+  # relu(D(x) - α_F)² = (1.3², 0), relu(α_R - D(G(z)))² = (0, 2.2²): means 0.845 + 2.42.
+  assert float(penalties.lecam_penalty(real, fake, (0.2, -0.3))) == pytest.approx(3.265)
+  a_r, a_f = penalties.lecam_anchors((0.2, -0.3), real, fake, decay=0.9)
+  assert (float(a_r), float(a_f)) == (pytest.approx(0.18), pytest.approx(0.9 * -0.3 + 0.1 * -0.75))
+  grad = jax.grad(lambda r: penalties.lecam_penalty(r, fake, penalties.lecam_anchors(
+      (0.0, 0.0), r, fake)))(real)  # the anchors carry no gradient
+  np.testing.assert_allclose(grad, [2 * (1.0 - 0.01 * -0.75) / 2, 0.0], rtol=1e-6)
+
+
+def test_lecam_adds_its_term_to_d_only_and_tracks_the_anchors(plain):
+  gan, state = plain
+  lecam, lecam_state = build(**{'tricks.lecam.weight': 0.3, 'tricks.lecam.decay': 0.9})
+  assert (float(lecam_state.aux['lecam_real']), float(lecam_state.aux['lecam_fake'])) == (0, 0)
+  (a, ma), (b, mb) = d_step(gan, state), d_step(lecam, lecam_state)
+  assert float(mb['d_objective']) == float(ma['d_objective'])  # the same D and batch
+  assert float(mb['d_lecam']) > 0
+  assert float(mb['d_loss']) == pytest.approx(float(ma['d_loss']) + 0.3 * float(mb['d_lecam']))
+  assert float(b.aux['lecam_real']) == pytest.approx(0.1 * float(mb['d_real']))
+  assert float(b.aux['lecam_fake']) == pytest.approx(0.1 * float(mb['d_fake']))
+  assert _changed(a.d.params, b.d.params)
+  chex.assert_trees_all_equal(g_step(gan, state)[0].g, g_step(lecam, lecam_state)[0].g)
+
+
+# --- the augmentations (DiffAugment, ADA) in the steps -------------------------------------------
+
+IMAGE_SHAPE = (16, 16, 1)
+
+
+def image_gan(**changes):
+  c = configs.image_config('mnist5k', 16)
+  c.data.batch_size = B
+  c.model.z_dim = 8
+  c.model.g.channels = c.model.d.channels = 4
+  for key, value in changes.items():
+    node, *path = [c] + key.split('.')
+    for field in path[:-1]:
+      node = node[field]
+    node[path[-1]] = value
+  gan = steps.build_gan(c, IMAGE_SHAPE)
+  return gan, steps.create_state(gan, jax.random.key(0))
+
+
+IMAGES = jax.random.uniform(jax.random.key(3), (B,) + IMAGE_SHAPE, minval=-1, maxval=1)
+
+
+@pytest.fixture(scope='module')
+def plain_images():
+  return image_gan()
+
+
+def _jitted_steps(gan):
+  return (jax.jit(lambda s: steps.d_step(gan, s, {'x': IMAGES}, KEY)),
+          jax.jit(lambda s: steps.g_step(gan, s, {'x': IMAGES}, KEY)))
+
+
+def test_ada_at_p_zero_equals_the_plain_step(plain_images):
+  """ADA on with p = 0 (and DiffAugment's empty policy) is the plain D and G step bit for bit."""
+  gan, state = plain_images
+  ada, ada_state = image_gan(**{'tricks.ada.enabled': True, 'tricks.diffaugment': ''})
+  assert float(ada_state.aux['ada_p']) == 0.0
+  # Eagerly, op by op: jitted, the two programs differ (ADA's branches are in the graph) and
+  # XLA may fuse G's backward pass differently, rounding the last bit otherwise.
+  for step_fn in (steps.d_step, steps.g_step):
+    (a, ma), (b, mb) = (step_fn(g, s, {'x': IMAGES}, KEY) for g, s in ((gan, state),
+                                                                        (ada, ada_state)))
+    chex.assert_trees_all_equal((a.g, a.d, a.g_ema), (b.g, b.d, b.g_ema))
+    chex.assert_trees_all_equal({k: v for k, v in mb.items() if k != 'ada_rt'}, ma)
+
+
+@pytest.mark.parametrize('changes', [{'tricks.diffaugment': 'color,translation,cutout'},
+                                     {'tricks.ada.enabled': True, 'tricks.ada.p_init': 1.0}],
+                         ids=['diffaugment', 'ada_p1'])
+def test_augmentations_change_what_d_sees_in_both_steps(plain_images, changes):
+  """D's inputs are augmented (reals and fakes, D step and G step), and G's gradient flows back
+  through the augmentation: finite, nonzero, and another update than the plain step's."""
+  gan, state = plain_images
+  aug, aug_state = image_gan(**changes)
+  seen = steps.d_inputs(aug, IMAGES, 0, KEY, aug_state.aux.get('ada_p'))
+  assert seen.shape == IMAGES.shape and not np.allclose(seen, IMAGES)
+  for plain_fn, aug_fn, net in zip(_jitted_steps(gan), _jitted_steps(aug), ('d', 'g')):
+    (a, _), (b, mb) = plain_fn(state), aug_fn(aug_state)
+    assert _changed(getattr(a, net).params, getattr(b, net).params)
+    grad_norm = float(mb[f'{net}_grad_norm'])
+    assert np.isfinite(grad_norm) and grad_norm > 0
+
+
+def test_ada_step_accumulates_then_moves_p_by_the_papers_step():
+  ada = tricks.Ada(target=0.6, interval=2, speed_images=1_000)
+  aux = {'ada_p': jnp.float32(0.5), 'ada_sign_sum': jnp.float32(0),
+         'ada_sign_count': jnp.int32(0), 'other': 7}
+  aux = steps.ada_step(ada, aux, jnp.array([1.0, 0.8]), 10, step=1)  # not due: summed
+  assert (float(aux['ada_p']), float(aux['ada_sign_sum']), int(aux['ada_sign_count'])) == (
+      0.5, pytest.approx(1.8), 2)
+  up = steps.ada_step(ada, aux, jnp.array([0.6, 0.2]), 10, step=2)  # r_t = 0.65 > 0.6
+  assert float(up['ada_p']) == pytest.approx(0.5 + 2 * 10 * 2 / 1_000)
+  assert (float(up['ada_sign_sum']), int(up['ada_sign_count']), up['other']) == (0.0, 0, 7)
+  down = steps.ada_step(ada, aux, jnp.array([-1.0, -1.0]), 10, step=2)  # r_t = -0.05 < 0.6
+  assert float(down['ada_p']) == pytest.approx(0.5 - 0.04)
+
+
+def test_ada_p_follows_the_overfitting_heuristic_during_training():
+  """In the jitted loop p changes only every `interval` iterations, by ±B·n_critic·interval /
+  speed_images in the direction of (mean r_t of the interval - target), clipped to [0, 1]."""
+  c = configs.image_config('mnist5k', 16)
+  c.data.batch_size = B
+  c.model.g.channels = c.model.d.channels = 4
+  c.optim.n_critic = 2
+  c.tricks.ada.update(enabled=True, interval=3, speed_images=480, target=0.0, p_init=0.5)
+  gan = steps.build_gan(c, IMAGE_SHAPE)
+  state = steps.create_state(gan, jax.random.key(0))
+  batches = {'x': jnp.broadcast_to(IMAGES, (9, 2) + IMAGES.shape)}
+  state, metrics = jax.jit(lambda s: steps.train_call(gan, s, KEY, batches, num_steps=9))(state)
+  p, rt = np.asarray(metrics['ada_p']), np.asarray(metrics['ada_rt'])
+  delta = B * 2 * 3 / 480
+  expected = [0.5]
+  for window in range(3):
+    r = rt[3 * window:3 * window + 3].mean()
+    expected.append(float(np.clip(expected[-1] + np.sign(r - 0.0) * delta, 0, 1)))
+  np.testing.assert_allclose(p, np.repeat(expected[:3], 3), atol=1e-6)
+  assert float(state.aux['ada_p']) == pytest.approx(expected[3], abs=1e-6)
+  assert len(set(np.round(p, 6))) > 1  # the test saw p move
+
+
+@pytest.mark.parametrize('changes, message', [
+    ({'tricks.lecam.weight': -1.0}, r'lecam.weight=-1.0 must be >= 0'),
+    ({'tricks.lecam.weight': 0.1, 'tricks.lecam.decay': 1.0}, r'lecam.decay=1.0 must be in \[0, 1\)'),
+    ({'tricks.diffaugment': 'color,rotate'},
+     "tricks.diffaugment='rotate' is not known; valid choices: color, cutout, translation"),
+    ({'tricks.ada.enabled': True, 'tricks.ada.target': 1.5}, r'ada.target=1.5 must be in \[0, 1\)'),
+    ({'tricks.ada.enabled': True, 'tricks.ada.interval': 0}, 'ada.interval=0 must be an integer'),
+    ({'tricks.ada.enabled': True, 'tricks.adaptive.enabled': True},
+     'ada does not compose with config.tricks.adaptive'),
+])
+def test_bad_augmentation_settings_name_the_field(changes, message):
+  with pytest.raises(configs.ConfigError, match=message):
+    image_gan(**changes)
+
+
+@pytest.mark.parametrize('field, value, name', [
+    ('tricks.diffaugment', 'translation', 'diffaugment'), ('tricks.ada.enabled', True, 'ada')])
+def test_augmentations_refuse_data_that_is_not_images(field, value, name):
+  with pytest.raises(configs.ConfigError, match=f"config.tricks.{name} augments images, and "
+                                                "'ring' is not an image dataset"):
+    build(**{field: value})

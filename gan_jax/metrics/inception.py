@@ -241,11 +241,14 @@ class FIDInceptionV3(nn.Module):
 WEIGHTS_DESCRIPTION = "pytorch-fid's Inception weights"
 
 
+def torch_shapes() -> dict:
+  """{PyTorch name: PyTorch shape} of pytorch-fid's state_dict (the layout `load_params` reads)."""
+  return {name: _torch_shape(shape) for name, (_, _, shape) in _torch_variables().items()}
+
+
 @functools.lru_cache(maxsize=1)
 def _layout() -> torch_weights.Layout:
-  return torch_weights.Layout(
-      {name: _torch_shape(shape) for name, (_, _, shape) in _torch_variables().items()},
-      counter_suffix='num_batches_tracked')
+  return torch_weights.Layout(torch_shapes(), counter_suffix='num_batches_tracked')
 
 
 def _max_data_bytes() -> int:

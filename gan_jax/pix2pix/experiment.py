@@ -55,7 +55,7 @@ def mean_gradient_magnitude(images) -> jax.Array:
 
 def load_pairs(data_config, split: str) -> paired_data.PairedDataset:
   """config.data's paired dataset of `split`; every failure is a ConfigError naming the field."""
-  options = {k: v for k, v in data_config.items() if k not in ('batch_size', 'split')}
+  options = {k: v for k, v in data_config.items() if k not in ('batch_size', 'split', 'workers')}
   name = options.pop('name')
   pairs = options.pop('pairs', None)
   if pairs is None:
@@ -167,7 +167,9 @@ class Pix2PixExperiment(experiment.Experiment):
     """This host's pairs {'input', 'target'} of each iteration from `start_step` on."""
     stream = self.data.batches(self.config.data.batch_size, seed=self.config.seed,
                                start_step=start_step, process_index=jax.process_index(),
-                               process_count=jax.process_count())
+                               process_count=jax.process_count(),
+                               workers=input_pipeline.resolve_workers(
+                                   self.config.data.get('workers'), jax.default_backend()))
     return ({'input': b['input'], 'target': b['target']} for b in stream)
 
   def learning_rates(self, step: int) -> dict:

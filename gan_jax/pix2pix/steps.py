@@ -24,10 +24,12 @@ class Pix2Pix(NamedTuple):
   objective: losses.Objective
   penalty: penalties.Penalty
   penalty_weight: float
+  penalty_every: int      # lazy regularisation: the penalty every k iterations, times k
   lambda_gan: float       # weight of G's GAN loss; 0: pure L1 regression, D unused
   lambda_l1: float        # weight of the L1 reconstruction loss
   d_loss_scale: float     # D's objective is multiplied by it (the paper halves it)
   ema_decay: float
+  ema_start: int          # the EMA copies G's parameters before this iteration (warm-up)
   input_shape: tuple
   target_shape: tuple
   shard_batch: Callable[[jax.Array], jax.Array] = lambda x: x
@@ -96,7 +98,8 @@ def d_step(spec: Pix2Pix, state: state_lib.GANState, batch: dict, fake, key: jax
     fake_out, stats = discriminate(spec, params, stats, inputs, fake)
     d_fn = lambda images: discriminate(spec, params, stats, inputs, images)[0]
     objective = spec.objective.d_loss(real_out, fake_out)
-    penalty = spec.penalty.term(d_fn, targets, fake, key)
+    penalty = penalties.lazy(lambda: spec.penalty.term(d_fn, targets, fake, key), state.step,
+                             spec.penalty_every)
     loss = spec.d_loss_scale * objective + spec.penalty_weight * penalty
     metrics = {'d_loss': loss, 'd_objective': objective, 'd_penalty': penalty,
                'd_real': jnp.mean(real_out), 'd_fake': jnp.mean(fake_out)}
@@ -153,7 +156,8 @@ def train_iteration(spec: Pix2Pix, state: state_lib.GANState, batch: dict, loop_
   else:
     d_metrics = {k: jnp.zeros(()) for k in D_METRICS}
   state, g_metrics = g_step(spec, state, batch, fake, pullback, g_batch_stats)
-  g_ema = state_lib.ema_update(state.g_ema, state.g.params, spec.ema_decay)
+  g_ema = state_lib.ema_update(state.g_ema, state.g.params, state_lib.ema_decay_at(
+      spec.ema_decay, state.step, spec.ema_start))
   return state.replace(step=state.step + 1, g_ema=g_ema), d_metrics | g_metrics
 
 
