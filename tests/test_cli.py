@@ -34,7 +34,7 @@ BAD = {
                 'stacked_mnist, svhn_cropped, swiss_roll'),
     'penalty': (['--config=experiments/gan_ring.py', '--config.penalty.name=gp'],
                 "error: config.penalty.name: unknown penalty 'gp'; valid penalties: dragan, none, "
-                'r1, weight_clipping, wgan_gp'),
+                'r1, r1_r2, r2, weight_clipping, wgan_gp'),
     'field': (['--config=experiments/gan_ring.py', '--config.optim.dlr=1e-3'],
               'error: --config.optim.dlr: the config has no field \'dlr\' (did you mean "d_lr"?)'),
     'model option': (['--config=experiments/gan_ring.py', '--config.model.g.activation=swish2'],
