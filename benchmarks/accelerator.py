@@ -50,7 +50,7 @@ from absl import logging
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import load_config, machine, write_section  # pylint: disable=g-bad-import-order,wrong-import-position
 
-from gan_jax import input_pipeline, layers, tasks  # pylint: disable=wrong-import-position
+from gan_jax import input_pipeline, layers, logs, tasks  # pylint: disable=wrong-import-position
 from gan_jax.metrics import inception  # pylint: disable=wrong-import-position
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -253,14 +253,8 @@ def measure_loop(config, workdir: str, steps: int, log_every: int) -> float:
   config.train.update(steps=steps, steps_per_call=min(10, log_every), log_every=log_every,
                       eval_every=10 * steps, checkpoint_every=steps // 2)
   config.eval.metrics = ()
-  rates = []
   tasks.train_and_evaluate(config, workdir, log=lambda m: None)
-  import json  # pylint: disable=g-import-not-at-top
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    for line in f:
-      record = json.loads(line)
-      if record['split'] == 'train':
-        rates.append(record['examples_per_sec'])
+  rates = [r['examples_per_sec'] for r in logs.read_metrics(workdir) if r['split'] == 'train']
   return statistics.median(rates[1:]) if len(rates) > 1 else rates[0]
 
 
