@@ -101,9 +101,14 @@ def toy_config() -> ml_collections.ConfigDict:
       # then recorded in config.json (a resume with more train.steps keeps the schedule).
       'decay_steps': placeholder(int),
       'n_critic': 1,
+      # L2 weight decay of D's parameters, added to its gradient (0: off).
+      'd_weight_decay': 0.0,
       'ema_decay': 0.999,
       # EMA warm-up: before this iteration the EMA is G's parameters themselves (0: none).
       'ema_start': 0,
+      # Standing statistics: batches of G in training mode that recompute the EMA generator's
+      # BatchNorm statistics for its own parameters before it samples (0: off, G's own used).
+      'ema_standing_stats': 0,
   })
   c.train = ml_collections.ConfigDict({
       'steps': 20_000, 'steps_per_call': 100, 'log_every': 500, 'eval_every': 5_000,
@@ -123,6 +128,9 @@ def toy_config() -> ml_collections.ConfigDict:
       'metrics': ('modes',), 'num_samples': 2_500, 'generators': ('ema', 'raw'),
       'features': 'auto', 'inception_weights': placeholder(str),
       'dinov2_weights': placeholder(str),  # features='dinov2': dinov2_vitl14_pretrain.pth
+      # The truncation trick (Brock et al. 2019): each latent component with |z| > truncation
+      # redrawn in the eval samples and plots (recorded in the protocol); unset: none.
+      'truncation': placeholder(float),
       'real_split': placeholder(str), 'num_real': placeholder(int),
       'batch_size': 500, 'two_sample_size': 2_500, 'cache_dir': placeholder(str),
       # FID against statistics written elsewhere (pytorch-fid's .npz: mu, sigma; --mode=stats
@@ -165,7 +173,11 @@ def tricks_config() -> ml_collections.ConfigDict:
   'color,translation,cutout' ('' = off). ada: adaptive discriminator augmentation, its p tuned
   toward E[sign D(x_real)] = target every `interval` iterations (p 0 → 1 in speed_images reals).
   lecam: LeCam regularisation of D's outputs toward the moving averages of the other side's,
-  its weight (0 = off) and the averages' decay.
+  its weight (0 = off) and the averages' decay. consistency: bCR's weights on real and fake
+  images under the DiffAugment policies bcr_augment, zCR's on D and G under latent noise of std
+  zcr_sigma (0 = off). top_k: G learns from the k fakes D rates highest, k decaying by gamma every
+  decay_every iterations down to min_fraction of the batch. orthogonal: BigGAN's β on G's kernels.
+  pulling_away: EBGAN's weight of the pulling-away term (autoencoder discriminators).
   """
   return ml_collections.ConfigDict({
       'instance_noise': {'std': 0.0, 'anneal_steps': 0},
@@ -179,6 +191,11 @@ def tricks_config() -> ml_collections.ConfigDict:
       'ada': {'enabled': False, 'target': 0.6, 'interval': 4, 'speed_images': 500_000,
               'p_init': 0.0},
       'lecam': {'weight': 0.0, 'decay': 0.99},
+      'consistency': {'bcr_real': 0.0, 'bcr_fake': 0.0, 'bcr_augment': 'translation',
+                      'zcr_dis': 0.0, 'zcr_gen': 0.0, 'zcr_sigma': 0.03},
+      'top_k': {'enabled': False, 'gamma': 0.99, 'min_fraction': 0.5, 'decay_every': 1_000},
+      'orthogonal': 0.0,
+      'pulling_away': 0.0,
   })
 
 
@@ -195,6 +212,9 @@ def image_config(dataset: str = 'mnist5k', image_size: int = 28) -> ml_collectio
   # Worker processes that read and decode the batches (input_pipeline.resolve_workers); unset:
   # none on CPU, min(8, cores / 2) on an accelerator's host.
   c.data.workers = placeholder(int)
+  # Train on this fraction of the split (a fixed seeded subset; limited-data experiments); the
+  # eval metrics still compare with the whole split. Unset: all of it.
+  c.data.fraction = placeholder(float)
   c.model = ml_collections.ConfigDict({
       'generator': 'dcgan',
       'discriminator': 'dcgan',
@@ -271,10 +291,13 @@ _RANGES = (
     ('optim.ema_decay', 'number', _UNIT), ('optim.n_critic', 'int', _GE1),
     ('optim.decay_steps', 'int', _GE1),
     ('penalty.weight', 'number', _GE0), ('penalty.every', 'int', _GE1),
-    ('optim.ema_start', 'int', _GE0),
+    ('optim.ema_start', 'int', _GE0), ('optim.ema_standing_stats', 'int', _GE0),
+    ('optim.d_weight_decay', 'number', _GE0),
     *((f'train.{field}', 'int', _GE1)
       for field in ('steps', 'steps_per_call', 'log_every', 'eval_every', 'checkpoint_every',
                     'keep')),
+    ('data.fraction', 'number', ('in (0, 1]', lambda v: 0 < v <= 1)),
+    ('eval.truncation', 'number', _GT0),
     ('eval.num_samples', 'int', _GE1), ('eval.batch_size', 'int', _GE1),
     ('eval.num_real', 'int', _GE1), ('eval.two_sample_size', 'int', _GE1),
     ('eval.num_plot', 'int', _GE1),

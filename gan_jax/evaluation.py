@@ -650,6 +650,9 @@ class Evaluator:
     fields = {'generator': generator, 'num_samples': n, 'data': self.config.data.name,
               'eval_noise': ('fixed: sample j from fold_in(eval_key, j)' if samples is None else
                              'given samples'), **self.extractor.protocol}
+    truncation = self.config.eval.get('truncation', None)
+    if samples is None and truncation is not None:  # BigGAN's truncation trick at sampling
+      fields.update(truncation=f'each |z_i| <= {truncation} (components redrawn)')
     if not self.fresh:
       fields.update(quantize=self.quantize)
     if self.features == 'inception':

@@ -39,7 +39,8 @@ def adversarial_parts(config, g_updates: int = 1, d_updates: int = 1) -> dict:
   g_tx = configs.call(state_lib.make_optimizer, 'optim.g_optimizer', o.g_optimizer, o.g_lr,
                       o.betas, o.lr_schedule, configs.decay_steps(config) * g_updates)
   d_tx = configs.call(state_lib.make_optimizer, 'optim.d_optimizer', o.d_optimizer, o.d_lr,
-                      o.betas, o.lr_schedule, configs.decay_steps(config) * d_updates)
+                      o.betas, o.lr_schedule, configs.decay_steps(config) * d_updates,
+                      float(o.get('d_weight_decay', 0.0)))
   return dict(objective=objective, penalty=penalty, penalty_weight=float(config.penalty.weight),
               penalty_every=int(config.penalty.get('every', 1)), g_tx=g_tx,
               d_tx=optax.chain(d_tx, penalty.d_transform), ema_decay=float(o.ema_decay),
@@ -166,6 +167,10 @@ class Experiment(abc.ABC):
 
   def evaluate(self, state, n: int) -> list:
     """[(kind, metrics, protocol)] for each generator in config.eval.generators."""
-    return [(kind, *self.evaluate_params(generator_params(state, kind), state.g.batch_stats, n,
-                                         kind))
+    return [(kind, *self.evaluate_params(*self.generator(state, kind), n, kind))
             for kind in self.config.eval.generators]
+
+  def generator(self, state, kind: str):
+    """(params, batch_stats) of G's `kind` ('ema' or 'raw') in a state, as sampled and evaluated:
+    by default G's own BatchNorm statistics for both (a task may recompute the EMA's)."""
+    return generator_params(state, kind), state.g.batch_stats

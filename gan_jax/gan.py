@@ -19,6 +19,10 @@ from gan_jax import configs, distributed, evaluation, experiment, input_pipeline
 from gan_jax import sampling, sharding, steps, toy_data
 from gan_jax.experiment import generator_params
 
+# fold_in(eval_key, ·) of the latents that recompute the EMA G's BatchNorm statistics (the eval
+# samples use eval_key itself, the toys' real samples fold_in(eval_key, 1)).
+STANDING_STATS_KEY = 2
+
 
 def load_data(data_config):
   """The dataset named by config.data: a toy distribution (sampled in-jit) or an image dataset."""
@@ -58,12 +62,16 @@ class GANExperiment(experiment.Experiment):
         self.eval_sharding, self.eval_key, log=tqdm.write)
 
   def _real_data(self):
-    """The reference images of the eval metrics: config.eval.real_split of the data (or None)."""
+    """The reference images of the eval metrics: config.eval.real_split of the data (or None), all
+    of it when training on a data.fraction of it (DiffAugment's and ADA's protocol)."""
     split = self.config.eval.get('real_split')
-    if not self.host_fed or not split or split == self.config.data.get('split'):
+    fraction = self.config.data.get('fraction', None)
+    whole = fraction is None or fraction == 1.0
+    if not self.host_fed or (whole and (not split or split == self.config.data.get('split'))):
       return self.data if self.host_fed else None
     data_config = self.config.data.copy_and_resolve_references()
-    data_config.split = split
+    data_config.split = split or data_config.get('split', 'train')
+    data_config.fraction = None  # limited data is scored against the whole split, as the papers
     return load_data(data_config)
 
   # --- the pure halves -----------------------------------------------------------------------
@@ -95,10 +103,10 @@ class GANExperiment(experiment.Experiment):
   def _sample(self):
     """G of the latents of (key, j) for each index j (sampling.latents): sample j is the same
     whatever the batch it is drawn in."""
-    gan = self.gan
+    gan, truncation = self.gan, self.config.eval.get('truncation', None)
 
     def sample(params, stats, key, indices, labels):
-      z = gan.shard_batch(sampling.latents(key, indices, gan.z_dim))
+      z = gan.shard_batch(sampling.latents(key, indices, gan.z_dim, truncation))
       return steps.generate(gan, params, stats, z, labels)
 
     return jax.jit(sample)
@@ -114,9 +122,24 @@ class GANExperiment(experiment.Experiment):
     if self.gan.num_classes and labels is None:
       labels = np.arange(n) % self.gan.num_classes
     labels = None if labels is None else jnp.asarray(labels, jnp.int32)
-    return distributed.to_host(self._sample(generator_params(state, kind), state.g.batch_stats,
-                                            self.eval_key, jnp.arange(n, dtype=jnp.uint32),
+    return distributed.to_host(self._sample(*self.generator(state, kind), self.eval_key, jnp.arange(n, dtype=jnp.uint32),
                                             labels))
+
+  def generator(self, state, kind: str):
+    """(params, batch_stats) of G's `kind`; the EMA's BatchNorm statistics recomputed for its
+    parameters when config.optim.ema_standing_stats > 0 (steps.standing_stats, from a key of
+    their own: the same statistics for the same state)."""
+    params = generator_params(state, kind)
+    if kind != 'ema' or not self.gan.standing_stats:
+      return params, state.g.batch_stats
+    key = jax.random.fold_in(self.eval_key, STANDING_STATS_KEY)
+    return params, self._standing_stats(params, state.g.batch_stats, key)
+
+  @functools.cached_property
+  def _standing_stats(self):
+    gan = self.gan
+    return jax.jit(lambda params, stats, key: steps.standing_stats(
+        gan, params, stats, key, gan.standing_stats))
 
   def evaluate_params(self, params, batch_stats, n: int, kind: str):
     return self.evaluator(params, batch_stats, n, kind)
@@ -136,6 +159,8 @@ class GANExperiment(experiment.Experiment):
     real = np.asarray(self.data.sample(jax.random.fold_in(self.eval_key, 1), n))
     d_local = jax.device_get(state.d)  # a host copy: D's contour is drawn by this process alone
     d_fn = lambda x: self._discriminate(d_local, jnp.asarray(x))
+    if not self.gan.d_scalar:  # an embedding (MMD-GAN) or the data itself (GMMN): no contour
+      d_fn = None
     plots.plot_toy(path, real, fake, d_fn, f'{title} ({kind} generator)')
     return plots.read_png(path)
 

@@ -117,17 +117,32 @@ class DCGANGenerator(nn.Module):
     return jnp.tanh(x)
 
 
+def check_embedding(embedding: int, conditioning: str = 'none') -> None:
+  """A ValueError unless `embedding` (D's output width, 0 = one value per example) is an integer
+  >= 0, and 0 under conditioning (whose heads give one value, or AC-GAN's 1 + num_classes)."""
+  if isinstance(embedding, bool) or not isinstance(embedding, int) or embedding < 0:
+    raise ValueError(f'embedding={embedding!r} must be an integer >= 0 (0: one output per example)')
+  if embedding and conditioning != 'none':
+    raise ValueError(f'embedding={embedding} does not compose with conditioning={conditioning!r}: '
+                     "an embedding D is unconditional; set embedding=0 or conditioning='none'")
+
+
 class _DiscriminatorHead(nn.Module):
-  """The last layer of D on features h (B, F): plain, projection, or AC-GAN."""
+  """The last layer of D on features h (B, F): plain, projection, or AC-GAN; `embedding` = K > 0:
+  a plain Dense(K), output (B, K) (unconditional only)."""
   conditioning: str
   num_classes: int
   spectral_norm: bool
   kernel_init: nn.initializers.Initializer
+  embedding: int = 0
 
   @nn.compact
   def __call__(self, h, labels, train: bool):
+    check_embedding(self.embedding, self.conditioning)
     dense = lambda n: layers.spectral_norm(nn.Dense(n, kernel_init=self.kernel_init),
                                            self.spectral_norm)
+    if self.embedding:
+      return dense(self.embedding)(h, train)
     out = dense(1)(h, train)[:, 0]
     if self.conditioning == 'projection':
       embed = nn.Embed(self.num_classes, h.shape[-1], embedding_init=self.kernel_init)(labels)
@@ -148,7 +163,8 @@ class DCGANDiscriminator(nn.Module):
   """DCGAN D: k 4×4 stride-2 convs doubling the channels down to base×base, LeakyReLU(0.2), norm
   on all but the first, then flatten → (minibatch discrimination) → Dense(1). Options: spectral
   norm on every layer (Miyato et al. 2018), minibatch stddev channel (Karras et al. 2018) before
-  the last conv stage's output, minibatch discrimination (Salimans et al. 2016)."""
+  the last conv stage's output, minibatch discrimination (Salimans et al. 2016), an embedding
+  output Dense(K), (B, K), for the 'mmd' objective (MMD-GAN, Li et al. 2017, arXiv:1705.08584)."""
   channels: int = 64
   norm: str = 'batch'
   spectral_norm: bool = False
@@ -158,6 +174,7 @@ class DCGANDiscriminator(nn.Module):
   num_classes: int = 0
   initializer: str = 'normal'
   conv_impl: str = 'rewrite'
+  embedding: int = 0                  # K > 0: output (B, K) instead of one logit (B,)
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
@@ -178,10 +195,11 @@ class DCGANDiscriminator(nn.Module):
     if self.minibatch_std:
       x = layers.MinibatchStdDev()(x)
     h = x.reshape(x.shape[0], -1)
+    self.sow('intermediates', 'features', h)  # the last conv features (feature matching)
     if self.minibatch_discrimination:
       h = layers.MinibatchDiscrimination(self.minibatch_discrimination)(h)
     return _DiscriminatorHead(self.conditioning, self.num_classes, self.spectral_norm,
-                              kinit)(h, labels, train)
+                              kinit, self.embedding)(h, labels, train)
 
 
 _upsample = layers.upsample
@@ -271,14 +289,16 @@ class _DBlock(nn.Module):
 
 class ResNetDiscriminator(nn.Module):
   """The CIFAR ResNet D of WGAN-GP / SNGAN: an optimized down block, one more down block, two
-  plain blocks, ReLU, global sum pooling, Dense(1) (or a projection / AC-GAN head). No
-  normalisation (the gradient penalty or spectral norm constrains it)."""
+  plain blocks, ReLU, global sum pooling, Dense(1) (or a projection / AC-GAN head, or an
+  embedding Dense(K) as in DCGANDiscriminator). No normalisation (the gradient penalty or
+  spectral norm constrains it)."""
   channels: int = 128
   spectral_norm: bool = False
   conditioning: str = 'none'
   num_classes: int = 0
   initializer: str = 'xavier'
   conv_impl: str = 'rewrite'
+  embedding: int = 0                  # K > 0: output (B, K) instead of one logit (B,)
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
@@ -290,14 +310,16 @@ class ResNetDiscriminator(nn.Module):
     for down, first in blocks:
       x = _DBlock(self.channels, down, first, self.spectral_norm, kinit, self.conv_impl)(x, train)
     h = jnp.sum(nn.relu(x), axis=(1, 2))
+    self.sow('intermediates', 'features', h)  # the pooled features (feature matching)
     return _DiscriminatorHead(self.conditioning, self.num_classes, self.spectral_norm,
-                              kinit)(h, labels, train)
+                              kinit, self.embedding)(h, labels, train)
 
 
 class DCGANAutoencoderDiscriminator(nn.Module):
   """EBGAN's image discriminator (Zhao et al. 2017, arXiv:1609.03126, sec. 2.3): a conv encoder
   (4×4 stride-2 convs) and a mirrored decoder (transposed convs); the energy is the per-example
-  mean squared reconstruction error, shape (B,)."""
+  mean squared reconstruction error, shape (B,). The encoder's output, the code, is sown as
+  ('intermediates', 'features') (for EBGAN's pulling-away term, `losses.pulling_away`)."""
   channels: int = 64
   conditioning: str = 'none'
   num_classes: int = 0
@@ -313,6 +335,7 @@ class DCGANAutoencoderDiscriminator(nn.Module):
     for i in range(downs):
       h = layers.StridedConv(self.channels * 2 ** i, impl=self.conv_impl, kernel_init=kinit)(h)
       h = nn.leaky_relu(h, 0.2)
+    self.sow('intermediates', 'features', h)  # the code (B, base, base, C·2^(k-1))
     for i in reversed(range(downs - 1)):
       h = layers.UpConv(self.channels * 2 ** i, impl=self.conv_impl, kernel_init=kinit)(h)
       h = nn.leaky_relu(h, 0.2)

@@ -10,7 +10,11 @@ Each objective is an ``Objective(d_loss, g_loss)``:
 Outputs are logits (or critic values, or energies), never probabilities: every log-sigmoid is
 computed stably through ``softplus`` (``-log sigmoid(x) = softplus(-x)`` and
 ``-log(1 - sigmoid(x)) = softplus(x)``). Outputs may have any shape (``(B,)`` or ``(B, 1)``); the
-loss averages over all elements.
+loss averages over all elements. The exception is 'mmd', a two-sample statistic on whole
+batches: its outputs are vectors (B, K) (an embedding, or the data itself), one row per example.
+
+Terms that are not objectives, for the steps to add: `pulling_away` (EBGAN's regulariser on a
+batch of embeddings).
 """
 import inspect
 from typing import Callable, NamedTuple
@@ -187,6 +191,94 @@ def relativistic_average_hinge_g_loss(fake_out: ArrayLike, real_out: ArrayLike) 
   return relativistic_average_hinge_d_loss(fake_out, real_out)
 
 
+# The bandwidths of MMD-GAN's Gaussian mixture kernel (Li et al. 2017, arXiv:1705.08584, sec. 5).
+MMD_BANDWIDTHS = (1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+def _rows(x: ArrayLike) -> jax.Array:
+  """x (N, ...) as N row vectors (N, K), trailing dims flattened."""
+  x = jnp.asarray(x)
+  return x.reshape((x.shape[0], -1))
+
+
+def _off_diagonal_mean(k: jax.Array) -> jax.Array:
+  """Σ_{i≠j} k_ij / N(N-1) of a square (N, N) matrix."""
+  n = k.shape[0]
+  return (jnp.sum(k) - jnp.trace(k)) / (n * (n - 1))
+
+
+def mixture_rbf_kernel(x: ArrayLike, y: ArrayLike, bandwidths=MMD_BANDWIDTHS) -> jax.Array:
+  """k(x_i, y_j) = Σ_σ exp(-‖x_i - y_j‖² / 2σ²) for rows x (N, K) and y (M, K): shape (N, M).
+
+  The mixture of Gaussian kernels of GMMN (Li, Swersky & Zemel 2015, arXiv:1502.02761, sec. 3)
+  and MMD-GAN (Li et al. 2017, arXiv:1705.08584, sec. 5). ‖x - y‖² = ‖x‖² + ‖y‖² - 2xᵀy,
+  clipped at 0 (no (N, M, K) difference tensor).
+  """
+  sq = (jnp.sum(x ** 2, axis=1)[:, None] + jnp.sum(y ** 2, axis=1)[None, :] -
+        2.0 * x @ y.T)
+  sq = jnp.maximum(sq, 0.0)
+  return sum(jnp.exp(-sq / (2.0 * float(s) ** 2)) for s in bandwidths)
+
+
+def mmd2(x: ArrayLike, y: ArrayLike, bandwidths=MMD_BANDWIDTHS) -> jax.Array:
+  """Unbiased squared MMD of two batches x (N, ...) and y (M, ...), trailing dims flattened:
+
+      MMD²_u = Σ_{i≠j} k(x_i, x_j) / N(N-1) + Σ_{i≠j} k(y_i, y_j) / M(M-1)
+               - 2 Σ_{i,j} k(x_i, y_j) / NM,
+
+  with k the Gaussian mixture `mixture_rbf_kernel` over `bandwidths`. Gretton et al. 2012, "A
+  Kernel Two-Sample Test" (JMLR 13), eq. 3 (the U-statistic; it can be slightly negative when
+  x and y come from one distribution). The training signal of GMMN (Li, Swersky & Zemel 2015,
+  arXiv:1502.02761) and MMD-GAN (Li et al. 2017, arXiv:1705.08584).
+  """
+  x, y = _rows(x), _rows(y)
+  if x.shape[0] < 2 or y.shape[0] < 2 or x.shape[1] != y.shape[1]:
+    raise ValueError(f'mmd2 needs batches (N>=2, K) and (M>=2, K), got {x.shape}, {y.shape}')
+  return (_off_diagonal_mean(mixture_rbf_kernel(x, x, bandwidths)) +
+          _off_diagonal_mean(mixture_rbf_kernel(y, y, bandwidths)) -
+          2.0 * jnp.mean(mixture_rbf_kernel(x, y, bandwidths)))
+
+
+def mmd(bandwidths=MMD_BANDWIDTHS) -> Objective:
+  """MMD objective on D's outputs (vectors): G = MMD²(real, fake), D = -MMD²(real, fake).
+
+  D's outputs are an embedding f: this is MMD-GAN, the MMD of a Gaussian mixture kernel on a
+  learned feature map, k(f(x), f(y)) (Li et al. 2017, "MMD GAN: Towards Deeper Understanding of
+  Moment Matching Network", arXiv:1705.08584, without its autoencoder terms); with the
+  'identity' discriminator (the data itself, no parameters) it is GMMN (Li, Swersky & Zemel
+  2015, "Generative Moment Matching Networks", arXiv:1502.02761). G's loss needs D's outputs
+  on the reals (g_uses_real).
+  """
+  bandwidths = tuple(float(s) for s in bandwidths)
+  if not bandwidths or not all(s > 0 for s in bandwidths):
+    raise ValueError(f'mmd bandwidths must be a non-empty tuple of numbers > 0, got {bandwidths}')
+
+  def d_loss(real_out, fake_out):
+    return -mmd2(real_out, fake_out, bandwidths)
+
+  def g_loss(fake_out, real_out):
+    return mmd2(real_out, fake_out, bandwidths)
+
+  return Objective(d_loss, g_loss, g_uses_real=True)
+
+
+def pulling_away(embeddings: ArrayLike) -> jax.Array:
+  """EBGAN's pulling-away term on a batch of embeddings S (N, ...), trailing dims flattened:
+
+      f_PT(S) = 1 / N(N-1) Σ_{i≠j} (S_iᵀ S_j / ‖S_i‖ ‖S_j‖)²,
+
+  the mean squared cosine similarity of distinct rows: 0 for mutually orthogonal rows, 1 for
+  parallel ones. Zhao, Mathieu & LeCun 2017, "Energy-based Generative Adversarial Network"
+  (arXiv:1609.03126), eq. 8: added to G's loss on the encoder codes of a fake batch, it pushes
+  the samples apart (against mode collapse). A zero row has cosine 0 with every row.
+  """
+  s = _rows(embeddings)
+  if s.shape[0] < 2:
+    raise ValueError(f'pulling_away needs N >= 2 embeddings, got {s.shape}')
+  s = s * jax.lax.rsqrt(jnp.maximum(jnp.sum(s ** 2, axis=1, keepdims=True), 1e-12))
+  return _off_diagonal_mean((s @ s.T) ** 2)
+
+
 def _objective(d_loss, g_loss, g_uses_real: bool = False) -> Callable[[], Objective]:
   """The factory of an objective without options."""
   return lambda: Objective(d_loss, g_loss, g_uses_real)
@@ -205,6 +297,7 @@ OBJECTIVES: dict[str, Callable[..., Objective]] = {
                                        g_uses_real=True),
     'relativistic_average_hinge': _objective(relativistic_average_hinge_d_loss,
                                              relativistic_average_hinge_g_loss, g_uses_real=True),
+    'mmd': mmd,
 }
 
 

@@ -2,14 +2,16 @@
 
 Contracts: a generator maps (z (B, z_dim), labels (B,) or None) to samples (B, *data_shape); a
 discriminator maps (samples, labels or None) to one output per example, shape (B,): a logit, a
-critic value, or (EBGAN) an energy; with AC-GAN conditioning, (B, 1 + num_classes). Modules take
-`train` so normalisation layers use batch statistics in training and running averages when
-sampling. Select with `GENERATORS[name]` / `DISCRIMINATORS[name]`; options come from
-`config.model.g` / `config.model.d`.
+critic value, or (EBGAN) an energy; with AC-GAN conditioning, (B, 1 + num_classes); with
+`embedding` = K > 0, or for 'identity', a vector per example (B, K), for the 'mmd' objective
+(MMD-GAN's learned embedding, GMMN's data itself). Modules take `train` so normalisation layers
+use batch statistics in training and running averages when sampling. Select with
+`GENERATORS[name]` / `DISCRIMINATORS[name]`; options come from `config.model.g` / `config.model.d`.
 
 The MLP discriminators `sow` their last hidden features as ('intermediates', 'features'), which
-feature matching reads (a no-op unless the caller asks for that collection); `Ensemble` runs
-several discriminators side by side.
+feature matching reads (a no-op unless the caller asks for that collection); the autoencoder
+discriminators sow their encoder's code there (EBGAN's pulling-away term is on it); `Ensemble`
+runs several discriminators side by side.
 """
 import functools
 import math
@@ -77,21 +79,46 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
   """x → flatten → MLP → (minibatch discrimination) → Dense(1): one logit (or critic value) per
   example, shape (B,). `minibatch_discrimination` = number of kernels (Salimans et al. 2016,
-  arXiv:1606.03498, sec. 3.2; `layers.MinibatchDiscrimination`), 0 = off."""
+  arXiv:1606.03498, sec. 3.2; `layers.MinibatchDiscrimination`), 0 = off. `embedding` = K > 0:
+  the last Dense gives a K-vector per example, (B, K), the learned feature map of MMD-GAN (Li et
+  al. 2017, arXiv:1705.08584) for the 'mmd' objective."""
   hidden: Sequence[int] = (128, 128, 128)
   activation: str = 'leaky_relu'
   norm: str = 'none'
   minibatch_discrimination: int = 0
+  embedding: int = 0
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True):
     del labels  # unconditional
+    image_models.check_embedding(self.embedding)
     x = x.reshape((x.shape[0], -1))
     x = MLP(self.hidden, self.activation, self.norm)(x, train)
     self.sow('intermediates', 'features', x)
     if self.minibatch_discrimination:
       x = layers.MinibatchDiscrimination(self.minibatch_discrimination)(x)
+    if self.embedding:
+      return nn.Dense(self.embedding)(x)
     return nn.Dense(1)(x)[:, 0]
+
+
+class IdentityDiscriminator(nn.Module):
+  """No discriminator: x (B, ...) flattened to (B, prod(...)), no parameters.
+
+  With the 'mmd' objective the kernel is on the data itself: a Generative Moment Matching
+  Network (Li, Swersky & Zemel 2015, "Generative Moment Matching Networks", arXiv:1502.02761).
+  D's updates are then no-ops (an empty parameter tree).
+  """
+
+  def __call__(self, x, labels=None, train: bool = True):
+    del labels, train  # unconditional, and nothing to train
+    return x.reshape((x.shape[0], -1))
+
+  @nn.nowrap
+  def init(self, *args, **kwargs):
+    """Module.init, with the empty 'params' that Flax leaves out when a module has none (the
+    state's NetState holds variables['params'] and its optimizer's state)."""
+    return {'params': {}, **super().init(*args, **kwargs)}
 
 
 class MLPAutoencoderDiscriminator(nn.Module):
@@ -141,10 +168,15 @@ GENERATORS = {
 DISCRIMINATORS = {
     'mlp': MLPDiscriminator,
     'mlp_autoencoder': MLPAutoencoderDiscriminator,
+    'identity': IdentityDiscriminator,
     'dcgan': image_models.DCGANDiscriminator,
     'dcgan_autoencoder': image_models.DCGANAutoencoderDiscriminator,
     'resnet': image_models.ResNetDiscriminator,
 }
 
-# The discriminators that sow their features (what feature matching needs).
-FEATURE_DISCRIMINATORS = ('mlp', 'mlp_autoencoder')
+# The discriminators that sow their features (what feature matching needs): the MLPs' last hidden
+# layer, the image Ds' last features before their head, the autoencoders' code.
+FEATURE_DISCRIMINATORS = ('mlp', 'mlp_autoencoder', 'dcgan', 'resnet', 'dcgan_autoencoder')
+
+# The discriminators whose features are an encoder's code (EBGAN's pulling-away term acts on it).
+AUTOENCODER_DISCRIMINATORS = ('mlp_autoencoder', 'dcgan_autoencoder')

@@ -95,6 +95,23 @@ def lecam_anchors(anchors, real_out, fake_out, decay: float = 0.99) -> tuple:
   return decay * alpha_r + (1 - decay) * real, decay * alpha_f + (1 - decay) * fake
 
 
+def orthogonal_regularization(params) -> jax.Array:
+  """R(W) = Σ_W ‖WᵀW ⊙ (1 - I)‖²_F over the kernels of `params` (every leaf named 'kernel' with
+  2+ axes, reshaped to (fan_in, filters)): BigGAN's orthogonal regularisation (Brock et al. 2019,
+  "Large Scale GAN Training for High Fidelity Natural Image Synthesis", arXiv:1809.11096, eq. 3),
+  which pulls the filters toward mutual orthogonality without constraining their norms (the
+  diagonal of the Gram matrix is left out). The paper's β = 1e-4 on G. 0 for orthogonal filters.
+  """
+  total = jnp.zeros(())
+  for path, w in jax.tree_util.tree_leaves_with_path(params):
+    if getattr(path[-1], 'key', None) != 'kernel' or w.ndim < 2:
+      continue
+    w = w.reshape(-1, w.shape[-1]).astype(jnp.float32)
+    gram = w.T @ w
+    total = total + jnp.sum(jnp.square(gram * (1.0 - jnp.eye(gram.shape[0], dtype=gram.dtype))))
+  return total
+
+
 def lecam_penalty(real_out, fake_out, anchors) -> jax.Array:
   """R_LC = E_x[relu(D(x) - α_F)²] + E_z[relu(α_R - D(G(z)))²], anchors = (α_R, α_F).
 

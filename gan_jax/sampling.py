@@ -141,8 +141,8 @@ class TrainedGAN:
     self.config, self._exp, self._gan = config, exp, exp.gan
     self.step = int(jax.device_get(state.step))
     self.generator = generator
-    self._params = experiment.generator_params(state, generator)
-    self._g_stats, self._d = state.g.batch_stats, state.d
+    self._params, self._g_stats = exp.generator(state, generator)
+    self._d = state.d
     self.num_classes = int(self._gan.num_classes)
     self.is_image = bool(exp.host_fed)
     self.data_shape = tuple(self._gan.data_shape)
@@ -209,8 +209,10 @@ class TrainedGAN:
 
   def eval_samples(self, n: int, output: str = 'uint8') -> np.ndarray:
     """The first n samples the training loop's evaluation scores (its fixed noise, labels
-    cycling through the classes): `generate(n, seed='eval')`."""
-    return self.generate(n, seed='eval', output=output)
+    cycling through the classes, under the run's eval.truncation): `generate(n, seed='eval',
+    truncation=config.eval.truncation)`."""
+    return self.generate(n, seed='eval', output=output,
+                         truncation=self.config.eval.get('truncation', None))
 
   def _put(self, x):
     return distributed.put_global(np.ascontiguousarray(x), self._exp.eval_sharding)
@@ -290,6 +292,9 @@ class TrainedGAN:
     if x.shape[1:] != self.data_shape:
       raise configs.ConfigError(f'discriminate: samples of shape {x.shape[1:]}, this run\'s '
                                 f'are {self.data_shape}')
+    if not self._gan.d_scalar:
+      raise configs.ConfigError('discriminate: this run\'s D outputs an embedding per sample (an '
+                                'MMD objective), not a score; there is nothing to rank by')
     n, b = x.shape[0], self.batch_size
     if n == 0:
       return np.zeros((0,), np.float32)
@@ -417,6 +422,8 @@ def sample_workdir(config, workdir: str, num_samples: Optional[int] = None,
                                   'leave out --labels')
       all_labels = np.asarray(classes)[np.arange(n) % len(classes)]
     all_labels = model.labels_for(n, all_labels)
+    if seed == 'eval' and truncation is None:  # the eval's noise is the eval's truncated noise
+      truncation = model.config.eval.get('truncation', None)
     tag = f'{model.step:07d}'
     log(f'sampling {n} from the {generator} generator of step {model.step} of {workdir}')
     x = model.generate(n, seed, all_labels, truncation, 'uint8', progress=main)

@@ -70,8 +70,14 @@ LR_SCHEDULES = ('constant', 'linear')
 
 
 def make_optimizer(name: str, lr: float, betas, schedule: str = 'constant',
-                   decay_steps: int = 1) -> optax.GradientTransformation:
-  """The optimizer called `name` (adam uses `betas`); 'linear' decays lr to 0 over decay_steps."""
+                   decay_steps: int = 1, weight_decay: float = 0.0) -> optax.GradientTransformation:
+  """The optimizer called `name` (adam uses `betas`); 'linear' decays lr to 0 over decay_steps.
+
+  weight_decay > 0 adds weight_decay · θ to the gradient before the optimizer (L2 weight decay,
+  as PyTorch's Adam(weight_decay=...) that StudioGAN's d_weight_decay sets); 0 is the plain one.
+  """
+  if weight_decay < 0:
+    raise ValueError(f'weight decay {weight_decay} must be >= 0 (0 = off)')
   if name not in OPTIMIZERS:
     raise ValueError(f'unknown optimizer {name!r}; valid optimizers: {", ".join(sorted(OPTIMIZERS))}')
   if schedule not in LR_SCHEDULES:
@@ -79,7 +85,8 @@ def make_optimizer(name: str, lr: float, betas, schedule: str = 'constant',
   if schedule == 'linear':
     lr = optax.linear_schedule(lr, 0.0, max(int(decay_steps), 1))
   b1, b2 = betas
-  return OPTIMIZERS[name](lr, b1, b2)
+  tx = OPTIMIZERS[name](lr, b1, b2)
+  return optax.chain(optax.add_decayed_weights(weight_decay), tx) if weight_decay else tx
 
 
 def learning_rate(lr: float, schedule: str, decay_steps: int, count: int) -> float:

@@ -50,6 +50,8 @@ class GAN(NamedTuple):
   tricks: tricks_lib.Tricks = tricks_lib.Tricks()                 # all off by default
   d_mixes_examples: bool = False  # D has cross-example layers (minibatch discrimination)
   compute_dtype: jnp.dtype = jnp.float32  # of the networks' arithmetic (config.train.dtype)
+  standing_stats: int = 0  # batches that recompute the EMA G's BatchNorm statistics (0: off)
+  d_scalar: bool = True    # D gives one score per example (False: an embedding, as MMD-GAN's)
 
 
 def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
@@ -74,23 +76,31 @@ def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
                               f'{config.data.name!r} has {num_classes} classes')
   num_classes = num_classes if conditional else 0
   acgan = m.d.get('conditioning', 'none') == 'acgan'
-  _check_tricks(tricks, config, d_cls, conditional, acgan, tuple(data_shape))
+  _check_tricks(tricks, config, d_cls, conditional, acgan, tuple(data_shape), parts['objective'])
   extra = {'num_classes': num_classes} if conditional else {}
   impl = configs.call(layers.resolve_impl, 'model.conv_impl', m.get('conv_impl', 'auto'))
   conv = lambda cls: ({'conv_impl': impl} if 'conv_impl' in cls.__dataclass_fields__ else {})
   generator = configs.construct(g_cls, 'model.g', data_shape=tuple(data_shape), **extra,
                                 **conv(g_cls), **m.g)
   discriminator = configs.construct(d_cls, 'model.d', **extra, **conv(d_cls), **m.d)
-  if tricks.ensemble:
+  if tricks.ensemble:  # members differ in their hidden widths (MLPs) or channels (image Ds)
+    width = 'hidden' if 'hidden' in d_cls.__dataclass_fields__ else 'channels'
     discriminator = models.Ensemble(tuple(
-        configs.construct(d_cls, 'model.d', **extra, **{**m.d, 'hidden': hidden})
-        for hidden in tricks.ensemble))
+        configs.construct(d_cls, 'model.d', **extra, **conv(d_cls),
+                          **{**m.d, width: member if width == 'hidden' else member[0]})
+        for member in tricks.ensemble))
   return GAN(
       generator=generator, discriminator=discriminator, z_dim=int(m.z_dim),
       num_classes=num_classes, acgan=acgan, batch_size=int(config.data.batch_size),
       n_critic=int(o.n_critic), data_shape=tuple(data_shape), sample_data=sample_data,
       shard_batch=shard_batch, tricks=tricks,
-      d_mixes_examples=bool(m.d.get('minibatch_discrimination', 0)), **parts)
+      d_mixes_examples=bool(m.d.get('minibatch_discrimination', 0)),
+      standing_stats=int(o.get('ema_standing_stats', 0)), d_scalar=_d_scalar(config), **parts)
+
+
+def _d_scalar(config) -> bool:
+  """Whether config.model's D gives one score per example (not the identity or an embedding)."""
+  return not (config.model.discriminator == 'identity' or config.model.d.get('embedding', 0))
 
 
 def _updates(tricks, n_critic: int) -> tuple:
@@ -106,9 +116,11 @@ def learning_rates(gan: GAN, config, step: int) -> dict:
 
 
 def _check_tricks(tricks, config, d_cls, conditional: bool, acgan: bool,
-                  data_shape: tuple) -> None:
+                  data_shape: tuple, objective: losses.Objective) -> None:
   """ConfigErrors for tricks that do not compose with the chosen networks, data or batch."""
-  for name, on in (('diffaugment', bool(tricks.diffaugment)), ('ada', tricks.ada is not None)):
+  bcr = bool(tricks.consistency.bcr_real or tricks.consistency.bcr_fake)
+  for name, on in (('diffaugment', bool(tricks.diffaugment)), ('ada', tricks.ada is not None),
+                   ('consistency.bcr_real/bcr_fake', bcr)):
     if on and len(data_shape) != 3:
       raise configs.ConfigError(f'config.tricks.{name} augments images, and '
                                 f'{config.data.name!r} is not an image dataset')
@@ -126,14 +138,48 @@ def _check_tricks(tricks, config, d_cls, conditional: bool, acgan: bool,
       raise configs.ConfigError(f'config.tricks.pack={tricks.pack} must divide '
                                 f'config.data.batch_size={config.data.batch_size}')
   if tricks.ensemble:
-    if 'hidden' not in getattr(d_cls, '__dataclass_fields__', {}):
-      names = [n for n, c in models.DISCRIMINATORS.items() if 'hidden' in c.__dataclass_fields__]
+    fields = getattr(d_cls, '__dataclass_fields__', {})
+    if 'hidden' not in fields and 'channels' not in fields:
+      names = [n for n, c in models.DISCRIMINATORS.items()
+               if {'hidden', 'channels'} & set(getattr(c, '__dataclass_fields__', {}))]
       raise configs.ConfigError(
-          f'config.tricks.ensemble needs a discriminator with hidden widths, not '
+          f'config.tricks.ensemble needs a discriminator with hidden widths or channels, not '
           f'{config.model.discriminator!r}; valid choices: {", ".join(sorted(names))}')
+    if 'hidden' not in fields and any(len(member) != 1 for member in tricks.ensemble):
+      raise configs.ConfigError(
+          f'config.tricks.ensemble={tricks.ensemble}: members of an image D are given by their '
+          'channels, one number each, e.g. ((16,), (32,), (64,))')
     if acgan:
       raise configs.ConfigError('config.tricks.ensemble does not compose with AC-GAN '
                                 "conditioning; set config.model.d.conditioning to another choice")
+  if not _d_scalar(config):
+    what = ('the identity' if config.model.discriminator == 'identity' else
+            f'an embedding of {config.model.d.embedding}')
+    if config.objective.name != 'mmd':
+      raise configs.ConfigError(
+          f'config.model: D outputs {what}, which only the mmd objective compares; set '
+          'config.objective.name=mmd or config.model.d.embedding=0')
+    on = [name for name, is_on in (
+        ('tricks.ada', tricks.ada is not None), ('tricks.lecam.weight', tricks.lecam_weight > 0),
+        ('tricks.top_k', tricks.top_k is not None), ('tricks.adaptive', tricks.adaptive is not None),
+        ('tricks.ensemble', bool(tricks.ensemble)),
+        ('tricks.label_smoothing', tricks.label_smoothing != 1.0)) if is_on]
+    if config.penalty.name not in ('none', 'weight_clipping'):
+      on.append(f'penalty.name={config.penalty.name!r}')
+    if on:
+      raise configs.ConfigError(
+          f'config.{on[0]} needs one D score per example, and D outputs {what} (MMD-GAN); '
+          'switch it off (of the penalties, none and weight_clipping apply)')
+  if tricks.pulling_away and config.model.discriminator not in models.AUTOENCODER_DISCRIMINATORS:
+    raise configs.ConfigError(
+        f'config.tricks.pulling_away acts on the code of an autoencoder D, not on '
+        f'{config.model.discriminator!r}; valid choices: '
+        f'{", ".join(models.AUTOENCODER_DISCRIMINATORS)}')
+  if tricks.top_k is not None and (config.objective.name == 'ebgan' or objective.g_uses_real):
+    raise configs.ConfigError(
+        f'config.tricks.top_k ranks the fakes by their own score and needs an objective whose G '
+        f'loss is a mean over fakes where higher is more real, not {config.objective.name!r}; '
+        'valid: minimax, non_saturating, wasserstein, hinge, least_squares')
   if (tricks.feature_matching != 'none' and
       config.model.discriminator not in models.FEATURE_DISCRIMINATORS):
     raise configs.ConfigError(
@@ -253,18 +299,38 @@ def generate(gan: GAN, g_params, g_batch_stats, z, labels=None) -> jax.Array:
                    gan.compute_dtype)[0]
 
 
+def standing_stats(gan: GAN, g_params, g_batch_stats, key, num_batches: int):
+  """G's BatchNorm statistics recomputed for `g_params` ("standing statistics", Brock et al.
+  2019, "Large Scale GAN Training for High Fidelity Natural Image Synthesis", arXiv:1809.11096,
+  Sec. 3.1 and App. C): `num_batches` forward passes in training mode over fresh latents (batch
+  gan.batch_size, batch j from fold_in(key, j)), each folding that batch's moments into the
+  running averages. The EMA of G's parameters otherwise meets the statistics of the raw G's
+  activations, which it does not produce. A G without BatchNorm is returned as it is.
+  """
+  if not jax.tree.leaves(g_batch_stats):
+    return g_batch_stats
+
+  def one(stats, j):
+    k_z, k_y = jax.random.split(jax.random.fold_in(key, j))
+    z, labels = sample_z(gan, k_z, gan.batch_size), sample_labels(gan, k_y, gan.batch_size)
+    return apply_net(gan.generator, g_params, stats, z, labels, True, gan.compute_dtype)[1], None
+
+  return jax.lax.scan(one, g_batch_stats, jnp.arange(num_batches, dtype=jnp.uint32))[0]
+
+
 def _class_loss(class_logits, labels):
   """AC-GAN's auxiliary classifier loss (Odena et al. 2017, arXiv:1610.09585): E[-log p(c|x)]."""
   return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
 
 
 def d_update(gan: GAN, d: state_lib.NetState, real, fake, real_labels, fake_labels,
-             pen_key, noise_key, step, aux=None):
+             pen_key, noise_key, step, aux=None, fake_perturbed=None):
   """One optimizer step of D on a real and a fake batch: (new D state, metrics, new aux).
 
-  Minimises Σ_members objective.d_loss(D(x), D(G(z))) + weight·penalty (+ λ·LeCam), on D's
-  inputs (the augmentations' too: the penalties see what D sees). `aux` is the state's aux
-  (ADA's p is read from it, LeCam's anchors updated in it). Pure and differentiable in `fake`:
+  Minimises Σ_members objective.d_loss(D(x), D(G(z))) + weight·penalty (+ λ·LeCam, + bCR's and
+  zCR's consistency terms), on D's inputs (the augmentations' too: the penalties see what D
+  sees). `aux` is the state's aux (ADA's p is read from it, LeCam's anchors updated in it);
+  `fake_perturbed` is G(z + Δz) for zCR (None without it). Pure and differentiable in `fake`:
   d_step stops that gradient, the unrolled GAN follows it.
   """
   aux = {} if aux is None else aux
@@ -297,6 +363,23 @@ def d_update(gan: GAN, d: state_lib.NetState, real, fake, real_labels, fake_labe
       metrics['d_lecam'] = penalties.lecam_penalty(real_out, fake_out, anchors)
       loss = loss + t.lecam_weight * metrics['d_lecam']
       metrics['d_loss'] = loss
+    cr = t.consistency
+    if cr.bcr_real or cr.bcr_fake:  # D consistent under bCR's transformation T of its inputs
+      bcr_real, bcr_fake = jax.random.split(jax.random.fold_in(noise_key, 2))
+      d_of_t = lambda x, key, labels: run_d(gan, params, stats, augment.diffaugment(
+          key, x, cr.bcr_augment), labels, True)[0]
+      metrics['d_bcr'] = (
+          cr.bcr_real * tricks_lib.consistency_loss(real_out, d_of_t(real_in, bcr_real,
+                                                                     real_labels)) +
+          cr.bcr_fake * tricks_lib.consistency_loss(fake_out, d_of_t(fake_in, bcr_fake,
+                                                                     fake_labels)))
+      loss = loss + metrics['d_bcr']
+    if cr.zcr_dis and fake_perturbed is not None:  # D consistent under zCR's latent noise
+      perturbed_out = run_d(gan, params, stats, d_inputs(gan, fake_perturbed, step, fake_key,
+                                                         aux.get('ada_p')), fake_labels, True)[0]
+      metrics['d_zcr'] = tricks_lib.consistency_loss(fake_out, perturbed_out)
+      loss = loss + cr.zcr_dis * metrics['d_zcr']
+    metrics['d_loss'] = loss
     if gan.tricks.ensemble:  # d_objective is their sum: the ensemble's measure of progress
       metrics.update({f'd_objective_{k}': v for k, v in enumerate(objectives)})
     if gan.tricks.ada is not None:  # ADA's overfitting heuristic r_t, before the update
@@ -324,11 +407,16 @@ def d_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
   n = real.shape[0]
   real_labels = batch.get('label') if gan.num_classes else None
   fake_labels = sample_labels(gan, label_key, n)
-  fake, _ = apply_net(gan.generator, state.g.params, state.g.batch_stats, sample_z(gan, z_key, n),
-                      fake_labels, True, gan.compute_dtype)
-  fake = jax.lax.stop_gradient(fake)
+  z = sample_z(gan, z_key, n)
+  generate_fakes = lambda z: jax.lax.stop_gradient(apply_net(
+      gan.generator, state.g.params, state.g.batch_stats, z, fake_labels, True,
+      gan.compute_dtype)[0])
+  fake = generate_fakes(z)
+  perturbed = None
+  if gan.tricks.consistency.zcr_dis:  # zCR: G(z + Δz), Δz ~ N(0, σ²)
+    perturbed = generate_fakes(zcr_latents(gan, z, jax.random.fold_in(key, 3)))
   d, metrics, aux = d_update(gan, state.d, real, fake, real_labels, fake_labels, pen_key,
-                             jax.random.fold_in(key, 1), state.step, state.aux)
+                             jax.random.fold_in(key, 1), state.step, state.aux, perturbed)
   return state.replace(d=d, aux=aux), metrics
 
 
@@ -388,16 +476,18 @@ def g_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
                                  state.aux)
     fake_out, fake_cls, _, fake_feats = run_d(gan, d.params, d.batch_stats,
                                               d_inputs(gan, fake, state.step, fake_key, ada_p),
-                                              labels, True, use_features)
+                                              labels, True, use_features or t.pulling_away > 0)
     fake_members = _members(gan, fake_out)
     real_members = [None] * len(fake_members)
     if needs_real:
       real_out, _, _, real_feats = run_d(gan, d.params, d.batch_stats, real_in, real_labels,
                                          True, use_features)
       real_members = _members(gan, real_out)
-    adversarial = _total([losses.g_value(gan.objective, f, r)
+    adversarial = _total([g_objective(gan, f, r, state.step)
                           for f, r in zip(fake_members, real_members)])
     loss, metrics = adversarial, {}
+    if t.top_k is not None:
+      metrics['g_top_k'] = top_k(gan, fake_members[0].shape[0], state.step)
     if use_features:
       matching = tricks_lib.feature_matching_loss(real_feats, fake_feats)
       weighted = t.feature_matching_weight * matching
@@ -406,6 +496,18 @@ def g_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
     if t.adaptive is not None:  # the game's value, D's objective, on these fakes
       metrics['g_d_objective'] = _total([gan.objective.d_loss(r, f)
                                          for r, f in zip(real_members, fake_members)])
+    if t.consistency.zcr_gen:  # zCR: G pushed to vary with its latent (a minus: diversity)
+      perturbed, _ = apply_net(gan.generator, params, state.g.batch_stats,
+                               zcr_latents(gan, z, jax.random.fold_in(key, 3)), labels, True,
+                               gan.compute_dtype)
+      metrics['g_zcr'] = tricks_lib.consistency_loss(fake, perturbed)
+      loss = loss - t.consistency.zcr_gen * metrics['g_zcr']
+    if t.pulling_away:  # EBGAN's PT term on the encoder codes of the fakes
+      metrics['g_pulling_away'] = losses.pulling_away(fake_feats[-1])
+      loss = loss + t.pulling_away * metrics['g_pulling_away']
+    if t.orthogonal:
+      metrics['g_orthogonal'] = penalties.orthogonal_regularization(params)
+      loss = loss + t.orthogonal * metrics['g_orthogonal']
     metrics['g_loss'] = loss
     if gan.acgan:
       metrics['g_class_loss'] = _class_loss(fake_cls, labels)
@@ -417,6 +519,29 @@ def g_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
   g = state.g.apply_gradients(gan.g_tx, grads, stats)
   metrics['g_grad_norm'] = optax.tree.norm(grads)
   return state.replace(g=g), metrics
+
+
+def zcr_latents(gan: GAN, z, key) -> jax.Array:
+  """z + Δz, Δz ~ N(0, σ²I): zCR's transformed latents (Zhao et al. 2021, arXiv:2002.04724)."""
+  sigma = gan.tricks.consistency.zcr_sigma
+  return gan.shard_batch(z + sigma * jax.random.normal(key, z.shape, z.dtype))
+
+
+def top_k(gan: GAN, batch: int, step) -> jax.Array:
+  """The k of top-k training at iteration `step` for a G batch of `batch` fakes."""
+  tk = gan.tricks.top_k
+  return tricks_lib.top_k_count(batch, step, tk.gamma, tk.min_fraction, tk.decay_every)
+
+
+def g_objective(gan: GAN, fake_out, real_out, step) -> jax.Array:
+  """objective.g_loss on D's outputs, or under top-k training its mean over the k fakes D rates
+  most real (each fake's loss the objective's on that fake alone; Sinha et al. 2020)."""
+  if gan.tricks.top_k is None:
+    return losses.g_value(gan.objective, fake_out, real_out)
+  k = top_k(gan, fake_out.shape[0], step)
+  weights = tricks_lib.top_k_weights(fake_out, k)
+  per_fake = jax.vmap(lambda o: losses.g_value(gan.objective, o[None], None))(fake_out)
+  return jnp.sum(weights * per_fake) / k.astype(per_fake.dtype)
 
 
 def ada_step(ada: tricks_lib.Ada, aux: dict, rt, images: int, step) -> dict:

@@ -23,11 +23,24 @@ Every trick is a switch under `config.tricks`; the defaults leave training exact
   .speed_images, .p_init              'bgc' pipeline with probability p, p in the state, tuned
                                       every `interval` iterations toward E[sign D(x)] = target
                                       at a speed of 0 → 1 in speed_images real images.
+  consistency.bcr_real, .bcr_fake,    consistency regularisation (Zhao et al. 2021): bCR's λ_real,
+  .bcr_augment, .zcr_dis, .zcr_gen,   λ_fake on ‖D(x) - D(T(x))‖² with T the DiffAugment policies
+  .zcr_sigma                          bcr_augment; zCR's λ_dis on ‖D(G(z)) - D(G(z + Δz))‖² and
+                                      λ_gen on -‖G(z) - G(z + Δz)‖², Δz ~ N(0, σ²); 0 = off.
+  top_k.enabled, .gamma,              top-k training (Sinha et al. 2020): G's loss on the k fakes D
+  .min_fraction, .decay_every         rates most real, k = max(B·γ^⌊t/decay_every⌋, ν·B).
+  orthogonal                          BigGAN's orthogonal regularisation of G's kernels, its β
+                                      (0 = off).
+  pulling_away                        EBGAN's pulling-away term (Zhao et al. 2017) on the codes of
+                                      an autoencoder D's encoder for the fakes, its weight in G's
+                                      loss (the paper's 0.1; 0 = off).
 
 Where the others live: minibatch discrimination is a discriminator option
 (`config.model.d.minibatch_discrimination`), DRAGAN and R1 are penalties (`config.penalty.name`),
 the relativistic losses are objectives (`config.objective.name`), TTUR is `optim.d_lr` ≠
-`optim.g_lr`, and the EMA generator is `optim.ema_decay`.
+`optim.g_lr`, D's weight decay is `optim.d_weight_decay`, and the EMA generator is
+`optim.ema_decay` (its warm-up `optim.ema_start`, its standing statistics
+`optim.ema_standing_stats`).
 
 The adaptive schedule (the discriminator stop criteria) and ensembles of discriminators are
 training tricks of M. Borisyak, "Generative Adversarial Networks" (lecture, Machine Learning and
@@ -35,6 +48,7 @@ Data Mining course, HSE), which also restricts D early in training by noise on i
 (here, instance noise); ensembles: cf. Durugkar et al. 2017, "Generative Multi-Adversarial
 Networks" (arXiv:1611.01673).
 """
+import math
 from typing import NamedTuple, Optional
 
 import jax
@@ -64,6 +78,26 @@ class Ada(NamedTuple):
   p_init: float = 0.0
 
 
+class Consistency(NamedTuple):
+  """The weights of consistency regularisation (Zhao et al. 2021, "Improved Consistency
+  Regularization for GANs", arXiv:2002.04724): bCR on real and fake images under the DiffAugment
+  policies `bcr_augment`, zCR on latents perturbed by N(0, zcr_sigma²); 0 switches a term off."""
+  bcr_real: float = 0.0
+  bcr_fake: float = 0.0
+  bcr_augment: str = 'translation'
+  zcr_dis: float = 0.0
+  zcr_gen: float = 0.0
+  zcr_sigma: float = 0.03
+
+
+class TopK(NamedTuple):
+  """Top-k training of G (Sinha et al. 2020, "Top-k Training of GANs: Improving GAN
+  Performance by Throwing Away Bad Samples", arXiv:2002.06224): k = max(B·γ^⌊t/every⌋, ν·B)."""
+  gamma: float = 0.99
+  min_fraction: float = 0.5
+  decay_every: int = 1_000
+
+
 class Tricks(NamedTuple):
   """The static trick settings a `steps.GAN` closes over; the defaults are all off."""
   instance_noise: float = 0.0     # σ₀ of the instance noise
@@ -79,6 +113,10 @@ class Tricks(NamedTuple):
   ada: Optional[Ada] = None
   lecam_weight: float = 0.0       # LeCam's λ (0 = off)
   lecam_decay: float = 0.99       # of its anchors
+  consistency: Consistency = Consistency()  # all weights 0: off
+  top_k: Optional[TopK] = None
+  orthogonal: float = 0.0         # BigGAN's β on G's kernels (0 = off)
+  pulling_away: float = 0.0       # EBGAN's λ_PT (0 = off)
 
 
 def instance_noise_std(sigma: float, anneal_steps: int, step) -> jax.Array:
@@ -128,6 +166,31 @@ def feature_matching_loss(real_features, fake_features) -> jax.Array:
     f = jnp.mean(f.reshape(f.shape[0], -1), axis=0)
     total = total + jnp.sum((r - f) ** 2)
   return total
+
+
+def top_k_count(batch_size: int, step, gamma: float, min_fraction: float, every: int):
+  """k = max(⌊B·γ^⌊t/every⌋⌋, ⌈ν·B⌉) at iteration t, as int32: the fakes G learns from under
+  top-k training (Sinha et al. 2020, arXiv:2002.06224, sec. 3; their γ = 0.99 per epoch, ν = 0.5
+  or 0.75). k = B at t = 0: the first iterations are the plain G step."""
+  decayed = jnp.floor(batch_size * gamma ** (jnp.asarray(step, jnp.float32) // every) + 1e-6)
+  return jnp.maximum(decayed, math.ceil(min_fraction * batch_size - 1e-9)).astype(jnp.int32)
+
+
+def top_k_weights(scores: jax.Array, k) -> jax.Array:
+  """(B,) weights: 1 for the k fakes with the highest critic scores (the ones D rates most
+  real), 0 for the rest; exactly k ones even under ties (the earlier index wins). Not
+  differentiated: the selection is a constant of G's loss."""
+  scores = jax.lax.stop_gradient(scores)
+  ranks = jnp.argsort(jnp.argsort(-scores, stable=True), stable=True)
+  return (ranks < k).astype(scores.dtype)
+
+
+def consistency_loss(a: jax.Array, b: jax.Array) -> jax.Array:
+  """E_i ‖a_i - b_i‖², the squared distance summed over every axis but the batch's, averaged
+  over the batch: the consistency terms of bCR and zCR (Zhao et al. 2021, arXiv:2002.04724,
+  eqs. 1-3) between D's outputs (or G's images) on an input and on its transformed copy."""
+  d = (a - b).reshape(a.shape[0], -1)
+  return jnp.mean(jnp.sum(d * d, axis=-1))
 
 
 def _positive_int(value, field: str, minimum: int) -> int:
@@ -188,10 +251,40 @@ def from_config(config) -> Tricks:
     raise configs.ConfigError(f'config.tricks.lecam.weight={lecam_weight} must be >= 0 (0 = off)')
   if not 0.0 <= lecam_decay < 1.0:
     raise configs.ConfigError(f'config.tricks.lecam.decay={lecam_decay} must be in [0, 1)')
+  c = t.get('consistency', None) or {}
+  weights = {f: float(c.get(f, 0.0)) for f in ('bcr_real', 'bcr_fake', 'zcr_dis', 'zcr_gen')}
+  for field, value in weights.items():
+    if value < 0:
+      raise configs.ConfigError(f'config.tricks.consistency.{field}={value} must be >= 0 '
+                                '(0 = off)')
+  sigma = float(c.get('zcr_sigma', 0.03))
+  if sigma <= 0:
+    raise configs.ConfigError(f'config.tricks.consistency.zcr_sigma={sigma} must be > 0')
+  bcr_names = [p.strip() for p in str(c.get('bcr_augment', 'translation')).split(',') if p.strip()]
+  for name in bcr_names:
+    configs.lookup(augment.DIFFAUGMENT_POLICIES, 'tricks.consistency.bcr_augment', name)
+  if (weights['bcr_real'] or weights['bcr_fake']) and not bcr_names:
+    raise configs.ConfigError("config.tricks.consistency.bcr_augment='' : bCR needs a "
+                              f'transformation; valid: {", ".join(augment.DIFFAUGMENT_POLICIES)}')
+  consistency = Consistency(bcr_augment=','.join(bcr_names), zcr_sigma=sigma, **weights)
+  tk = t.get('top_k', None) or {}
+  top_k = None
+  if tk.get('enabled', False):
+    gamma, nu = float(tk.get('gamma', 0.99)), float(tk.get('min_fraction', 0.5))
+    if not 0.0 < gamma <= 1.0:
+      raise configs.ConfigError(f'config.tricks.top_k.gamma={gamma} must be in (0, 1]')
+    if not 0.0 < nu <= 1.0:
+      raise configs.ConfigError(f'config.tricks.top_k.min_fraction={nu} must be in (0, 1]')
+    top_k = TopK(gamma, nu, _positive_int(tk.get('decay_every', 1_000), 'top_k.decay_every', 1))
+  orthogonal, pulling = float(t.get('orthogonal', 0.0)), float(t.get('pulling_away', 0.0))
+  for field, value in (('orthogonal', orthogonal), ('pulling_away', pulling)):
+    if value < 0:
+      raise configs.ConfigError(f'config.tricks.{field}={value} must be >= 0 (0 = off)')
   return Tricks(
       instance_noise=std, noise_anneal_steps=anneal, label_smoothing=smoothing,
       feature_matching=fm_mode, feature_matching_weight=float(fm.get('weight', 1.0)),
       pack=_positive_int(t.get('pack', 1), 'pack', 1),
       unroll_steps=_positive_int(t.get('unroll_steps', 0), 'unroll_steps', 0),
       ensemble=ensemble, adaptive=adaptive, diffaugment=','.join(names), ada=ada,
-      lecam_weight=lecam_weight, lecam_decay=lecam_decay)
+      lecam_weight=lecam_weight, lecam_decay=lecam_decay, consistency=consistency,
+      top_k=top_k, orthogonal=orthogonal, pulling_away=pulling)

@@ -20,11 +20,11 @@ def main(*args, workdir):
 BAD = {
     'objective': (['--config=experiments/gan_ring.py', '--config.objective.name=hing'],
                   "error: config.objective.name: unknown objective 'hing'; valid objectives: "
-                  'ebgan, hinge, least_squares, minimax, non_saturating, relativistic, '
+                  'ebgan, hinge, least_squares, minimax, mmd, non_saturating, relativistic, '
                   'relativistic_average, relativistic_average_hinge, wasserstein'),
     'architecture': (['--config=experiments/gan_ring.py', '--config.model.discriminator=resnet9'],
                      "error: config.model.discriminator='resnet9' is not known; valid choices: "
-                     'dcgan, dcgan_autoencoder, mlp, mlp_autoencoder, resnet'),
+                     'dcgan, dcgan_autoencoder, identity, mlp, mlp_autoencoder, resnet'),
     'optimizer': (['--config=experiments/gan_ring.py', '--config.optim.d_optimizer=adamw2'],
                   "error: config.optim.d_optimizer: unknown optimizer 'adamw2'; valid optimizers: "
                   'adam, rmsprop, sgd'),

@@ -324,3 +324,31 @@ def test_host_batches_become_the_sharded_global_batch():
   assert arrays['image'].shape == (16, 28, 28, 1)
   assert arrays['image'].sharding == sharding.batch_sharded(mesh)
   np.testing.assert_array_equal(np.asarray(arrays['label']), batch['label'])
+
+
+def test_fraction_is_a_seeded_subset_in_file_order_with_the_same_preprocessing():
+  full = ip.get('mnist5k', image_size=32)
+  tenth = ip.get('mnist5k', image_size=32, fraction=0.1)
+  assert tenth.num_examples == 450 and tenth.image_shape == full.image_shape == (32, 32, 1)
+  rows = _rows(full.arrays()['image'])
+  sub = tenth.arrays()
+  assert _rows(sub['image']) <= rows and len(_rows(sub['image'])) == 450
+  again = ip.get('mnist5k', image_size=32, fraction=0.1).arrays()
+  np.testing.assert_array_equal(sub['image'], again['image'])  # the same digits every time
+  order = [full.arrays()['image'].reshape(4500, -1).tolist().index(r.tolist())
+           for r in sub['image'][:20].reshape(20, -1)]
+  assert order == sorted(order)
+  assert ip.get('mnist5k', fraction=1.0).num_examples == 4500
+  assert ip.get('mnist5k', fraction=0.2001).num_examples == 901  # ⌈0.2001 · 4500⌉
+  with pytest.raises(ValueError, match=r'fraction 1.5 must be in \(0, 1\]'):
+    ip.get('mnist5k', fraction=1.5)
+
+
+def test_limited_data_runs_train_on_the_fraction_and_score_against_the_whole_split():
+  import jax
+  from gan_jax import configs, gan
+  c = configs.image_config('mnist5k', 16)
+  c.data.fraction = 0.1
+  c.model.g.channels = c.model.d.channels = 4
+  exp = gan.GANExperiment(c, devices=jax.devices()[:1])
+  assert exp.data.num_examples == 450 and exp.evaluator.real_data.num_examples == 4500

@@ -260,9 +260,15 @@ def test_bad_data_options_are_config_errors():
   c.eval.metrics = ('modes',)
   with pytest.raises(configs.ConfigError, match='eval.metrics.*c2st, fid, kid'):
     pix2pix.Pix2PixExperiment(c)
+  c = tiny_config()
+  c.optim.ema_standing_stats = 10
+  with pytest.raises(configs.ConfigError, match=r'optim.ema_standing_stats=10: pix2pix keeps'):
+    pix2pix.Pix2PixExperiment(c)
   setters = {'pack': lambda t: t.update(pack=2),
              'label_smoothing': lambda t: t.update(label_smoothing=0.9),
-             'instance_noise.std': lambda t: t.instance_noise.update(std=0.1)}
+             'instance_noise.std': lambda t: t.instance_noise.update(std=0.1),
+             'top_k.enabled': lambda t: t.top_k.update(enabled=True),
+             'consistency.bcr_real': lambda t: t.consistency.update(bcr_real=1.0)}
   for field, set_trick in setters.items():  # the GAN tricks are refused by name, not ignored
     c = tiny_config()
     set_trick(c.tricks)

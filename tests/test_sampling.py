@@ -252,3 +252,25 @@ def test_eval_samples_are_the_eval_noise_samples(image_run):
   assert not np.array_equal(g.eval_samples(10), g.generate(10, seed=0))
   with pytest.raises(configs.ConfigError, match=r"seed='x': an integer >= 0, or 'eval'"):
     g.generate(2, seed='x')
+
+
+def test_eval_truncation_is_the_evals_noise_recorded_in_its_protocol(tmp_path):
+  """eval.truncation ψ: the loop scores G on latents with every |z_i| <= ψ, says so in the
+  protocol, and load().eval_samples(n) draws the same truncated noise (its metrics reproduce)."""
+  import gan_jax
+  c = configs.toy_config()
+  c.data.batch_size = 32
+  c.model.g.hidden = c.model.d.hidden = (16,)
+  c.train.update(steps=2, steps_per_call=2, log_every=2, eval_every=2, checkpoint_every=2)
+  c.eval.update(num_samples=64, batch_size=32, truncation=0.5)
+  workdir = _train(c, tmp_path / 'run')
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    logged = [r for r in map(json.loads, f) if r.get('split') == 'eval']
+  assert logged and all(r['protocol']['truncation'] == 'each |z_i| <= 0.5 (components redrawn)'
+                        for r in logged)
+  g = gan_jax.load(workdir)
+  exp = gan.GANExperiment(c, devices=jax.devices()[:1])
+  z = sampling.latents(exp.eval_key, np.arange(64), c.model.z_dim, 0.5)
+  assert float(np.abs(z).max()) <= 0.5
+  np.testing.assert_array_equal(g.eval_samples(64), g.generate(64, seed='eval', truncation=0.5))
+  assert not np.array_equal(g.eval_samples(64), g.generate(64, seed='eval'))

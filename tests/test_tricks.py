@@ -311,14 +311,14 @@ def test_bad_trick_settings_name_the_field(changes, message):
 
 
 def test_tricks_that_need_another_discriminator_say_which():
-  c = tiny(**{'tricks.feature_matching.mode': 'replace'})
-  c.model.discriminator = 'dcgan'
+  gmmn = {'model.discriminator': 'identity', 'model.d': {}, 'objective': {'name': 'mmd'}}
+  c = tiny(**gmmn, **{'tricks.feature_matching.mode': 'replace'})
   with pytest.raises(configs.ConfigError, match='feature_matching.*valid choices: mlp, '
-                                                'mlp_autoencoder'):
+                                                'mlp_autoencoder, dcgan, resnet, dcgan_autoencoder'):
     steps.build_gan(c, (8, 8, 1))
-  c = tiny(**{'tricks.ensemble': ((4,),)})
-  c.model.discriminator = 'dcgan'
-  with pytest.raises(configs.ConfigError, match='ensemble.*valid choices: mlp, mlp_autoencoder'):
+  c = tiny(**gmmn, **{'tricks.ensemble': ((4,),)})
+  with pytest.raises(configs.ConfigError, match='ensemble.*valid choices: dcgan, '
+                                                'dcgan_autoencoder, mlp, mlp_autoencoder, resnet'):
     steps.build_gan(c, (8, 8, 1))
 
 
@@ -477,3 +477,220 @@ def test_augmentations_refuse_data_that_is_not_images(field, value, name):
   with pytest.raises(configs.ConfigError, match=f"config.tricks.{name} augments images, and "
                                                 "'ring' is not an image dataset"):
     build(**{field: value})
+
+
+# --- consistency regularisation, top-k, orthogonal regularisation, D's weight decay -------------
+
+def test_top_k_count_decays_by_gamma_per_interval_down_to_the_floor():
+  count = lambda step: int(tricks.top_k_count(64, step, 0.99, 0.5, 10))
+  assert [count(t) for t in (0, 9, 10, 25, 100)] == [
+      64, 64, int(64 * 0.99), int(64 * 0.99 ** 2), int(64 * 0.99 ** 10)]
+  assert count(10_000) == 32
+  assert int(tricks.top_k_count(10, 10_000, 0.5, 0.75, 1)) == 8  # ⌈0.75 · 10⌉
+
+
+def test_top_k_weights_select_exactly_the_k_highest_scores():
+  scores = jnp.array([0.3, -1.0, 2.0, 0.3, 0.5, -0.2])
+  # 2.0, 0.5, then the first of the tied 0.3s
+  np.testing.assert_array_equal(tricks.top_k_weights(scores, 3), [1, 0, 1, 0, 1, 0])
+  for k in range(7):
+    assert float(jnp.sum(tricks.top_k_weights(scores, k))) == k
+
+
+def test_top_k_with_k_equal_to_the_batch_is_the_plain_g_step(plain):
+  gan, state = plain
+  top, top_state = build(**{'tricks.top_k.enabled': True, 'tricks.top_k.min_fraction': 1.0})
+  (a, ma), (b, mb) = g_step(gan, state), g_step(top, top_state)
+  assert int(mb['g_top_k']) == B
+  chex.assert_trees_all_close(a.g.params, b.g.params, rtol=1e-6, atol=1e-7)
+  assert float(mb['g_loss']) == pytest.approx(float(ma['g_loss']), rel=1e-6)
+
+
+def test_top_k_loss_is_the_objective_on_the_k_best_fakes_only():
+  """G's top-k loss equals the non-saturating loss of the k fakes D scores highest, computed by
+  hand from D's outputs; its gradient is that of those fakes alone."""
+  gan, state = build(**{'tricks.top_k.enabled': True, 'tricks.top_k.gamma': 0.5,
+                        'tricks.top_k.decay_every': 1, 'tricks.top_k.min_fraction': 0.25})
+  state = state.replace(step=jnp.asarray(1, state.step.dtype))  # k = ⌊8 · 0.5⌋ = 4
+  scores = jnp.array([0.1, 2.0, -3.0, 0.7, 1.5, -0.4, 0.0, 0.9])
+  k = int(steps.top_k(gan, B, state.step))
+  assert k == 4
+  best = np.sort(np.asarray(scores))[-k:]
+  expected = np.mean(np.log1p(np.exp(-best)))  # non-saturating: softplus(-D)
+  assert float(steps.g_objective(gan, scores, None, state.step)) == pytest.approx(expected,
+                                                                                 rel=1e-6)
+  grad = jax.grad(lambda s: steps.g_objective(gan, s, None, state.step))(scores)
+  assert np.count_nonzero(np.asarray(grad)) == k
+  assert set(np.flatnonzero(np.asarray(grad))) == {1, 3, 4, 7}
+
+
+def test_consistency_loss_by_hand():
+  a = jnp.array([[1.0, 2.0], [0.0, 0.0]])
+  b = jnp.array([[0.0, 0.0], [0.0, 1.0]])
+  assert float(tricks.consistency_loss(a, b)) == pytest.approx((1 + 4 + 1) / 2)
+  assert float(tricks.consistency_loss(a[:, 0], b[:, 0])) == pytest.approx(0.5)
+
+
+def test_orthogonal_regularization_by_hand():
+  """Σ ‖WᵀW ⊙ (1 - I)‖²_F over kernels: W = [[1, 0], [1, 1]] has WᵀW = [[2, 1], [1, 1]], so 2;
+  an orthogonal kernel (any scale per filter) gives 0; biases and 1-d leaves are left out."""
+  w = jnp.array([[1.0, 0.0], [1.0, 1.0]])
+  params = {'Dense_0': {'kernel': w, 'bias': jnp.ones(2)},
+            'Conv_0': {'kernel': jnp.stack([3 * jnp.eye(2), jnp.zeros((2, 2))])[None]}}
+  assert float(penalties.orthogonal_regularization({'Dense_0': params['Dense_0']})) == 2.0
+  assert float(penalties.orthogonal_regularization({'Conv_0': params['Conv_0']})) == 0.0
+  assert float(penalties.orthogonal_regularization(params)) == 2.0
+
+
+def test_orthogonal_adds_its_term_to_g_only(plain):
+  gan, state = plain
+  ortho, ortho_state = build(**{'tricks.orthogonal': 1e-2})
+  (a, ma), (b, mb) = g_step(gan, state), g_step(ortho, ortho_state)
+  expected = float(penalties.orthogonal_regularization(state.g.params))
+  assert float(mb['g_orthogonal']) == pytest.approx(expected, rel=1e-6) and expected > 0
+  assert float(mb['g_loss']) == pytest.approx(float(ma['g_loss']) + 1e-2 * expected, rel=1e-6)
+  assert _changed(a.g.params, b.g.params)
+  chex.assert_trees_all_equal(d_step(gan, state)[0].d, d_step(ortho, ortho_state)[0].d)
+
+
+def test_d_weight_decay_adds_wd_theta_to_the_gradient():
+  """SGD with weight decay wd: θ ← θ - lr·(g + wd·θ); 0 is the plain optimizer."""
+  from gan_jax import state as state_lib
+  params, grads = {'w': jnp.array([1.0, -2.0])}, {'w': jnp.array([0.5, 0.5])}
+  for wd in (0.0, 0.1):
+    tx = state_lib.make_optimizer('sgd', 0.01, (0.5, 0.999), weight_decay=wd)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    np.testing.assert_allclose(updates['w'], -0.01 * (grads['w'] + wd * params['w']), rtol=1e-6)
+  gan, state = build(**{'optim.d_weight_decay': 0.0})
+  decayed, decayed_state = build(**{'optim.d_weight_decay': 0.5})
+  assert _changed(d_step(gan, state)[0].d.params, d_step(decayed, decayed_state)[0].d.params)
+  chex.assert_trees_all_equal(g_step(gan, state)[0].g, g_step(decayed, decayed_state)[0].g)
+
+
+@pytest.mark.parametrize('changes', [
+    {'tricks.consistency.bcr_augment': 'cutout'},
+    {'tricks.consistency.zcr_sigma': 0.5},
+    {'tricks.top_k.gamma': 0.5}, {'tricks.orthogonal': 0.0}, {'optim.ema_standing_stats': 0}],
+    ids=['bcr_augment', 'zcr_sigma', 'top_k_off', 'orthogonal_0', 'standing_0'])
+def test_switches_at_strength_zero_are_the_plain_step(plain_images, changes):
+  """Every new switch off (a weight of 0, top_k disabled) but its other options changed: the
+  plain D and G steps, bit for bit."""
+  gan, state = plain_images
+  other, other_state = image_gan(**changes)
+  for step_fn in (steps.d_step, steps.g_step):
+    (a, ma), (b, mb) = (step_fn(g, s, {'x': IMAGES}, KEY) for g, s in ((gan, state),
+                                                                        (other, other_state)))
+    chex.assert_trees_all_equal((a.g, a.d, a.g_ema, ma), (b.g, b.d, b.g_ema, mb))
+
+
+def test_bcr_adds_the_consistency_of_d_under_its_transformation(plain_images):
+  """bCR's term is λ_real·E‖D(x) - D(T(x))‖² + λ_fake·E‖D(G(z)) - D(T(G(z)))‖²: positive for a
+  D that is not invariant to translation, added to D's loss only; D's objective unchanged."""
+  gan, state = plain_images
+  bcr, bcr_state = image_gan(**{'tricks.consistency.bcr_real': 10.0,
+                                'tricks.consistency.bcr_fake': 10.0})
+  (a, ma), (b, mb) = (steps.d_step(gan, state, {'x': IMAGES}, KEY),
+                      steps.d_step(bcr, bcr_state, {'x': IMAGES}, KEY))
+  assert float(mb['d_objective']) == float(ma['d_objective'])
+  assert float(mb['d_bcr']) > 0
+  assert float(mb['d_loss']) == pytest.approx(float(ma['d_loss']) + float(mb['d_bcr']), rel=1e-6)
+  assert _changed(a.d.params, b.d.params)
+  chex.assert_trees_all_equal(steps.g_step(gan, state, {'x': IMAGES}, KEY)[0].g,
+                              steps.g_step(bcr, bcr_state, {'x': IMAGES}, KEY)[0].g)
+
+
+def test_zcr_terms_scale_with_the_latent_noise_squared(plain_images):
+  """zCR's ‖D(G(z)) - D(G(z + Δz))‖² and ‖G(z) - G(z + Δz)‖² are smooth in Δz ~ N(0, σ²): a
+  tenth of σ gives a hundredth of each term (within 10%); zcr_gen enters G's loss with a minus."""
+  terms = {}
+  for sigma in (1e-2, 1e-3):
+    gan, state = image_gan(**{'tricks.consistency.zcr_dis': 5.0,
+                              'tricks.consistency.zcr_gen': 0.5,
+                              'tricks.consistency.zcr_sigma': sigma})
+    _, md = steps.d_step(gan, state, {'x': IMAGES}, KEY)
+    _, mg = steps.g_step(gan, state, {'x': IMAGES}, KEY)
+    terms[sigma] = (float(md['d_zcr']), float(mg['g_zcr']))
+    assert float(md['d_loss']) == pytest.approx(float(md['d_objective']) + 5.0 * terms[sigma][0],
+                                                rel=1e-5)
+  for big, small in zip(terms[1e-2], terms[1e-3]):
+    assert big > 0 and big / small == pytest.approx(100, rel=0.1)
+
+
+@pytest.mark.parametrize('changes, message', [
+    ({'tricks.consistency.bcr_real': -1.0}, 'consistency.bcr_real=-1.0 must be >= 0'),
+    ({'tricks.consistency.zcr_sigma': 0.0}, 'consistency.zcr_sigma=0.0 must be > 0'),
+    ({'tricks.consistency.bcr_real': 1.0, 'tricks.consistency.bcr_augment': 'flip'},
+     "consistency.bcr_augment='flip' is not known"),
+    ({'tricks.top_k.enabled': True, 'tricks.top_k.gamma': 1.5}, r'top_k.gamma=1.5 must be in'),
+    ({'tricks.top_k.enabled': True, 'tricks.top_k.decay_every': 0},
+     'top_k.decay_every=0 must be an integer >= 1'),
+    ({'tricks.top_k.enabled': True, 'objective.name': 'relativistic_average'},
+     "top_k ranks the fakes.*not 'relativistic_average'"),
+    ({'tricks.orthogonal': -1e-4}, 'orthogonal=-0.0001 must be >= 0'),
+])
+def test_bad_consistency_and_top_k_settings_name_the_field(changes, message):
+  with pytest.raises(configs.ConfigError, match=message):
+    image_gan(**changes)
+
+
+def test_bcr_refuses_data_that_is_not_images():
+  with pytest.raises(configs.ConfigError, match="consistency.bcr_real/bcr_fake augments images"):
+    build(**{'tricks.consistency.bcr_real': 1.0})
+
+
+def test_pulling_away_adds_its_term_to_g_only():
+  """EBGAN-PT: G's loss gains λ_PT · f_PT of the fakes' codes (a mean squared cosine: in [0, 1]);
+  D's step is untouched; at λ_PT = 0 the plain EBGAN step."""
+  ae = {'objective.name': 'ebgan', 'model.discriminator': 'dcgan_autoencoder',
+        'model.d': {'channels': 4, 'conditioning': 'none'}}
+  gan, state = image_gan(**ae)
+  pt, pt_state = image_gan(**ae, **{'tricks.pulling_away': 0.1})
+  (a, ma), (b, mb) = (steps.g_step(g, s, {'x': IMAGES}, KEY) for g, s in ((gan, state),
+                                                                           (pt, pt_state)))
+  assert 0 < float(mb['g_pulling_away']) <= 1
+  assert float(mb['g_loss']) == pytest.approx(float(ma['g_loss']) + 0.1 * float(
+      mb['g_pulling_away']), rel=1e-6)
+  assert _changed(a.g.params, b.g.params)
+  chex.assert_trees_all_equal(steps.d_step(gan, state, {'x': IMAGES}, KEY)[0].d,
+                              steps.d_step(pt, pt_state, {'x': IMAGES}, KEY)[0].d)
+  zero, zero_state = image_gan(**ae, **{'tricks.pulling_away': 0.0})
+  chex.assert_trees_all_equal(steps.g_step(zero, zero_state, {'x': IMAGES}, KEY)[0].g, a.g)
+
+
+def test_feature_matching_and_ensembles_on_image_discriminators(plain_images):
+  """The DCGAN D sows its last features: feature matching adds w·‖E f(x) - E f(G(z))‖² to G's
+  loss; an ensemble of image Ds is given by each member's channels, its output one column each."""
+  gan, state = plain_images
+  fm, fm_state = image_gan(**{'tricks.feature_matching.mode': 'auxiliary',
+                              'tricks.feature_matching.weight': 2.0})
+  _, ma = steps.g_step(gan, state, {'x': IMAGES}, KEY)
+  _, mb = steps.g_step(fm, fm_state, {'x': IMAGES}, KEY)
+  assert float(mb['g_feature_matching']) > 0
+  assert float(mb['g_adversarial']) == pytest.approx(float(ma['g_loss']), rel=1e-6)
+  assert float(mb['g_loss']) == pytest.approx(
+      float(ma['g_loss']) + 2.0 * float(mb['g_feature_matching']), rel=1e-6)
+  ens, ens_state = image_gan(**{'tricks.ensemble': ((4,), (8,))})
+  kernels = [ens_state.d.params[f'members_{k}']['StridedConv_0']['kernel'].shape[-1]
+             for k in range(2)]
+  assert kernels == [4, 8]
+  out = steps.run_d(ens, ens_state.d.params, ens_state.d.batch_stats, IMAGES, None, False)[0]
+  assert out.shape == (B, 2)
+  _, md = steps.d_step(ens, ens_state, {'x': IMAGES}, KEY)
+  assert float(md['d_objective']) == pytest.approx(
+      float(md['d_objective_0']) + float(md['d_objective_1']), rel=1e-6)
+
+
+@pytest.mark.parametrize('changes, message', [
+    ({'tricks.pulling_away': 0.1}, "pulling_away acts on the code of an autoencoder D, not on "
+                                   "'dcgan'"),
+    ({'tricks.pulling_away': -0.1}, 'pulling_away=-0.1 must be >= 0'),
+    ({'tricks.ensemble': ((4, 8),)}, 'members of an image D are given by their channels'),
+    ({'model.d.embedding': 8}, 'D outputs an embedding of 8, which only the mmd objective'),
+    ({'model.d.embedding': 8, 'objective.name': 'mmd', 'tricks.lecam.weight': 0.1},
+     'config.tricks.lecam.weight needs one D score per example'),
+    ({'model.discriminator': 'identity', 'model.d': {}, 'objective.name': 'mmd',
+      'penalty.name': 'r1'}, "config.penalty.name='r1' needs one D score per example"),
+])
+def test_image_toolkit_refusals_name_the_field(changes, message):
+  with pytest.raises(configs.ConfigError, match=message):
+    image_gan(**changes)

@@ -136,6 +136,10 @@ class Pix2PixExperiment(experiment.Experiment):
       raise configs.ConfigError('config.pix2pix is missing (lambda_gan, lambda_l1, '
                                 'd_loss_scale); start from pix2pix.base_config()')
     _check_no_tricks(config)
+    if config.optim.get('ema_standing_stats', 0):
+      raise configs.ConfigError(
+          f'config.optim.ema_standing_stats={config.optim.ema_standing_stats}: pix2pix keeps '
+          "G's own BatchNorm statistics for its EMA (its latents are inputs); set it to 0")
     self.data = load_pairs(config.data, config.data.get('split', 'train'))
     self.eval_split = config.eval.get('real_split') or config.data.get('split', 'train')
     self.eval_data = (self.data if self.eval_split == config.data.get('split', 'train') else
@@ -254,8 +258,7 @@ class Pix2PixExperiment(experiment.Experiment):
     """input | output | target triplets of held-out pairs per generator (process 0 writes);
     returns the first grid. Every process calls it (the outputs are a collective)."""
     n = self.config.eval.get('num_plot', 12)
-    grids = [(kind, triplet_grid(self.outputs(experiment.generator_params(state, kind),
-                                              state.g.batch_stats, n)))
+    grids = [(kind, triplet_grid(self.outputs(*self.generator(state, kind), n)))
              for kind in (self.config.eval.generators or ('raw',))]
     if distributed.is_main():
       plots.save_image_panels(path, grids, f'{title}: input | output | target')
