@@ -79,8 +79,8 @@ def test_resume_equals_uninterrupted_bit_for_bit(tmp_path):
 
 def augmented_config(total):
   """A tiny image GAN with every stateful switch on: ADA (p tuned every 2 iterations, fast),
-  DiffAugment, LeCam, top-k (k decaying with the step), and the rest of the image toolkit beside
-  them: bCR, zCR, orthogonal regularisation, D's weight decay, lazy R1, the EMA's warm-up."""
+  DiffAugment, LeCam, top-k (k decaying with the step) and the EMA's warm-up (the stateless
+  switches are the plain step at strength 0: tests/test_tricks.py)."""
   c = configs.image_config('mnist5k', 16)
   c.data.batch_size = 8
   c.model.z_dim = 8
@@ -89,10 +89,7 @@ def augmented_config(total):
   c.tricks.ada.update(enabled=True, interval=2, speed_images=200, target=0.0, p_init=0.2)
   c.tricks.lecam.weight = 0.3
   c.tricks.top_k.update(enabled=True, gamma=0.5, decay_every=3, min_fraction=0.5)
-  c.tricks.consistency.update(bcr_real=1.0, bcr_fake=1.0, zcr_dis=1.0, zcr_gen=0.1)
-  c.tricks.orthogonal = 1e-4
-  c.optim.update(d_weight_decay=1e-4, ema_start=3)
-  c.penalty.update(name='r1', weight=1.0, every=2)
+  c.optim.ema_start = 3
   c.train.update(steps=total, steps_per_call=2, log_every=2, eval_every=100, checkpoint_every=4)
   c.eval.metrics = ()
   return c
