@@ -362,7 +362,6 @@ def d_update(gan: GAN, d: state_lib.NetState, real, fake, real_labels, fake_labe
       new_aux = aux | {'lecam_real': anchors[0], 'lecam_fake': anchors[1]}
       metrics['d_lecam'] = penalties.lecam_penalty(real_out, fake_out, anchors)
       loss = loss + t.lecam_weight * metrics['d_lecam']
-      metrics['d_loss'] = loss
     cr = t.consistency
     if cr.bcr_real or cr.bcr_fake:  # D consistent under bCR's transformation T of its inputs
       bcr_real, bcr_fake = jax.random.split(jax.random.fold_in(noise_key, 2))
