@@ -96,6 +96,9 @@ def toy_config() -> ml_collections.ConfigDict:
   c.optim = ml_collections.ConfigDict({
       'g_optimizer': 'adam', 'd_optimizer': 'adam',
       'g_lr': 1e-4, 'd_lr': 1e-4, 'betas': (0.5, 0.999),
+      # Per-network Adam betas (StyleGAN2's lazy intervals adjust each network's apart);
+      # unset: `betas` for both.
+      'g_betas': placeholder(tuple), 'd_betas': placeholder(tuple),
       'lr_schedule': 'constant',
       # Iterations a decaying schedule runs over; None: train.steps at the run's first start,
       # then recorded in config.json (a resume with more train.steps keeps the schedule).
@@ -178,6 +181,8 @@ def tricks_config() -> ml_collections.ConfigDict:
   zcr_sigma (0 = off). top_k: G learns from the k fakes D rates highest, k decaying by gamma every
   decay_every iterations down to min_fraction of the batch. orthogonal: BigGAN's β on G's kernels.
   pulling_away: EBGAN's weight of the pulling-away term (autoencoder discriminators).
+  path_length: StyleGAN2's path-length regularisation of G, its weight (0 = off; the paper's 2),
+  lazy interval, running-mean decay and batch shrink (StyleGAN2 generators).
   """
   return ml_collections.ConfigDict({
       'instance_noise': {'std': 0.0, 'anneal_steps': 0},
@@ -196,6 +201,7 @@ def tricks_config() -> ml_collections.ConfigDict:
       'top_k': {'enabled': False, 'gamma': 0.99, 'min_fraction': 0.5, 'decay_every': 1_000},
       'orthogonal': 0.0,
       'pulling_away': 0.0,
+      'path_length': {'weight': 0.0, 'every': 4, 'decay': 0.01, 'batch_shrink': 2},
   })
 
 
@@ -371,12 +377,13 @@ def _check_values(config, prefix: str) -> None:
           for h in ensemble)):
     raise ConfigError(f'{prefix}.tricks.ensemble={_show(ensemble)} must be the hidden widths of '
                       'each member D, tuples of integers >= 1, e.g. ((16,), (64, 64))')
-  betas = _get(config, 'optim.betas')
-  if betas is not _MISSING and not (
-      isinstance(betas, (tuple, list)) and len(betas) == 2 and
-      all(_is_number(b) and 0 <= b < 1 for b in betas)):
-    raise ConfigError(f'{prefix}.optim.betas={_show(betas)} must be a pair (β1, β2), each in '
-                      '[0, 1), e.g. (0.5, 0.999)')
+  for field in ('betas', 'g_betas', 'd_betas'):
+    betas = _get(config, f'optim.{field}')
+    if betas is not _MISSING and (betas is not None or field == 'betas') and not (
+        isinstance(betas, (tuple, list)) and len(betas) == 2 and
+        all(_is_number(b) and 0 <= b < 1 for b in betas)):
+      raise ConfigError(f'{prefix}.optim.{field}={_show(betas)} must be a pair (β1, β2), each '
+                        'in [0, 1), e.g. (0.5, 0.999)')
   for field in ('g_optimizer', 'd_optimizer'):
     name = _get(config, f'optim.{field}')
     if name is not _MISSING and name not in state_lib.OPTIMIZERS:

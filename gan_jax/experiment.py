@@ -37,9 +37,11 @@ def adversarial_parts(config, g_updates: int = 1, d_updates: int = 1) -> dict:
   objective = configs.choose(losses.get, 'objective', config.objective)
   penalty = configs.choose(penalties.get, 'penalty', config.penalty, skip=('weight', 'every'))
   g_tx = configs.call(state_lib.make_optimizer, 'optim.g_optimizer', o.g_optimizer, o.g_lr,
-                      o.betas, o.lr_schedule, configs.decay_steps(config) * g_updates)
+                      o.get('g_betas') or o.betas, o.lr_schedule,
+                      configs.decay_steps(config) * g_updates)
   d_tx = configs.call(state_lib.make_optimizer, 'optim.d_optimizer', o.d_optimizer, o.d_lr,
-                      o.betas, o.lr_schedule, configs.decay_steps(config) * d_updates,
+                      o.get('d_betas') or o.betas, o.lr_schedule,
+                      configs.decay_steps(config) * d_updates,
                       float(o.get('d_weight_decay', 0.0)))
   return dict(objective=objective, penalty=penalty, penalty_weight=float(config.penalty.weight),
               penalty_every=int(config.penalty.get('every', 1)), g_tx=g_tx,

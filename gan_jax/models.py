@@ -20,7 +20,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gan_jax import image_models, layers
+from gan_jax import biggan, image_models, layers, stylegan2
 from gan_jax.configs import check_choice
 
 ACTIVATIONS = {
@@ -163,6 +163,8 @@ GENERATORS = {
     'mlp': MLPGenerator,
     'dcgan': image_models.DCGANGenerator,
     'resnet': image_models.ResNetGenerator,
+    'biggan': biggan.BigGANGenerator,
+    'stylegan2': stylegan2.StyleGAN2Generator,
 }
 
 DISCRIMINATORS = {
@@ -172,11 +174,17 @@ DISCRIMINATORS = {
     'dcgan': image_models.DCGANDiscriminator,
     'dcgan_autoencoder': image_models.DCGANAutoencoderDiscriminator,
     'resnet': image_models.ResNetDiscriminator,
+    'biggan': biggan.BigGANDiscriminator,
+    'stylegan2': stylegan2.StyleGAN2Discriminator,
 }
 
 # The discriminators that sow their features (what feature matching needs): the MLPs' last hidden
 # layer, the image Ds' last features before their head, the autoencoders' code.
-FEATURE_DISCRIMINATORS = ('mlp', 'mlp_autoencoder', 'dcgan', 'resnet', 'dcgan_autoencoder')
+FEATURE_DISCRIMINATORS = ('mlp', 'mlp_autoencoder', 'dcgan', 'resnet', 'dcgan_autoencoder',
+                          'biggan', 'stylegan2')
+
+# The generators with StyleGAN2's mapping / synthesis split (path-length regularisation needs it).
+STYLE_GENERATORS = ('stylegan2',)
 
 # The discriminators whose features are an encoder's code (EBGAN's pulling-away term acts on it).
 AUTOENCODER_DISCRIMINATORS = ('mlp_autoencoder', 'dcgan_autoencoder')

@@ -54,10 +54,12 @@ def _compute_inputs(params, batch_stats, x, dtype):
   return variables, x
 
 
-def apply(module, params, batch_stats, x, extra, train: bool, dtype=jnp.float32, collect=()):
+def apply(module, params, batch_stats, x, extra, train: bool, dtype=jnp.float32, collect=(),
+          rngs=None):
   """`module.apply` on (x, extra, train=train) computing in `dtype`.
 
-  `extra` is the module's second argument (class labels, or pix2pix's dropout key). Returns
+  `extra` is the module's second argument (class labels, or pix2pix's dropout key); `rngs` the
+  flax rng streams the module draws from (StyleGAN2's 'noise' and 'mixing'), or None. Returns
   (float32 output, batch_stats, {collection: float32 values}): the statistics (BatchNorm's,
   spectral norm's power-iteration vectors) updated when training, and the collections named in
   `collect` (e.g. 'intermediates', the features D sows).
@@ -65,9 +67,9 @@ def apply(module, params, batch_stats, x, extra, train: bool, dtype=jnp.float32,
   variables, x = _compute_inputs(params, batch_stats, x, dtype)
   mutable = (['batch_stats'] if batch_stats and train else []) + list(collect)
   if mutable:
-    out, updates = module.apply(variables, x, extra, train=train, mutable=mutable)
+    out, updates = module.apply(variables, x, extra, train=train, mutable=mutable, rngs=rngs)
   else:
-    out, updates = module.apply(variables, x, extra, train=train), {}
+    out, updates = module.apply(variables, x, extra, train=train, rngs=rngs), {}
   stats = (_stored_like(updates['batch_stats'], batch_stats) if 'batch_stats' in updates
            else batch_stats)
   collected = {k: cast_floats(v, jnp.float32) for k, v in updates.items() if k != 'batch_stats'}

@@ -23,8 +23,12 @@ import jax.numpy as jnp
 import optax
 
 from gan_jax import augment, configs, experiment, layers, losses, models, penalties, precision
+from gan_jax import stylegan2
 from gan_jax import state as state_lib
 from gan_jax import tricks as tricks_lib
+
+
+G_NOISE = 5  # fold_in(step key, G_NOISE): the key of a G call's own draws (`g_rngs`)
 
 
 class GAN(NamedTuple):
@@ -77,6 +81,11 @@ def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
   num_classes = num_classes if conditional else 0
   acgan = m.d.get('conditioning', 'none') == 'acgan'
   _check_tricks(tricks, config, d_cls, conditional, acgan, tuple(data_shape), parts['objective'])
+  if tricks.path_length is not None and m.generator not in models.STYLE_GENERATORS:
+    raise configs.ConfigError(
+        f'config.tricks.path_length.weight={tricks.path_length.weight} needs a generator with a '
+        f'mapping network, not {m.generator!r}; valid choices: '
+        f'{", ".join(models.STYLE_GENERATORS)}')
   extra = {'num_classes': num_classes} if conditional else {}
   impl = configs.call(layers.resolve_impl, 'model.conv_impl', m.get('conv_impl', 'auto'))
   conv = lambda cls: ({'conv_impl': impl} if 'conv_impl' in cls.__dataclass_fields__ else {})
@@ -200,13 +209,26 @@ def create_state(gan: GAN, key: jax.Array) -> state_lib.GANState:
             'ada_sign_count': jnp.int32(0)}
   if gan.tricks.lecam_weight:
     aux |= {'lecam_real': jnp.float32(0), 'lecam_fake': jnp.float32(0)}
+  if gan.tricks.path_length is not None:
+    aux |= {'pl_mean': jnp.float32(0)}
   return state.replace(aux=aux)
 
 
-def apply_net(module, params, batch_stats, x, labels, train: bool, dtype=jnp.float32):
+def apply_net(module, params, batch_stats, x, labels, train: bool, dtype=jnp.float32,
+              key=None):
   """Runs `module` computing in `dtype` (gan_jax/precision.py); returns (float32 output,
-  batch_stats), the statistics updated when training."""
-  return precision.apply(module, params, batch_stats, x, labels, train, dtype)[:2]
+  batch_stats), the statistics updated when training. `key` feeds the rng streams of a
+  stochastic G (`g_rngs`); networks that draw nothing ignore it."""
+  return precision.apply(module, params, batch_stats, x, labels, train, dtype,
+                         rngs=None if key is None else g_rngs(key))[:2]
+
+
+def g_rngs(key) -> dict:
+  """The flax rng streams of a G's own randomness, from one key: StyleGAN2's per-pixel noise
+  inputs ('noise') and style-mixing draws ('mixing'). In training every G call gets a fresh key;
+  inference calls get none, and StyleGAN2 then uses its fixed noise buffers (as its reference's
+  generate.py, noise_mode='const'), so a sample is a function of its latent alone."""
+  return {'noise': jax.random.fold_in(key, 0), 'mixing': jax.random.fold_in(key, 1)}
 
 
 def d_input_shape(gan: GAN) -> tuple:
@@ -313,7 +335,8 @@ def standing_stats(gan: GAN, g_params, g_batch_stats, key, num_batches: int):
   def one(stats, j):
     k_z, k_y = jax.random.split(jax.random.fold_in(key, j))
     z, labels = sample_z(gan, k_z, gan.batch_size), sample_labels(gan, k_y, gan.batch_size)
-    return apply_net(gan.generator, g_params, stats, z, labels, True, gan.compute_dtype)[1], None
+    return apply_net(gan.generator, g_params, stats, z, labels, True, gan.compute_dtype,
+                     jax.random.fold_in(k_z, G_NOISE))[1], None
 
   return jax.lax.scan(one, g_batch_stats, jnp.arange(num_batches, dtype=jnp.uint32))[0]
 
@@ -409,7 +432,7 @@ def d_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
   z = sample_z(gan, z_key, n)
   generate_fakes = lambda z: jax.lax.stop_gradient(apply_net(
       gan.generator, state.g.params, state.g.batch_stats, z, fake_labels, True,
-      gan.compute_dtype)[0])
+      gan.compute_dtype, jax.random.fold_in(key, G_NOISE))[0])
   fake = generate_fakes(z)
   perturbed = None
   if gan.tricks.consistency.zcr_dis:  # zCR: G(z + Δz), Δz ~ N(0, σ²)
@@ -436,7 +459,7 @@ def unrolled_discriminator(gan: GAN, d: state_lib.NetState, g_params, g_batch_st
     z_key, label_key, pen_key, noise_key = jax.random.split(key, 4)
     labels = sample_labels(gan, label_key, n)
     fake, _ = apply_net(gan.generator, g_params, g_batch_stats, sample_z(gan, z_key, n), labels,
-                        True, gan.compute_dtype)
+                        True, gan.compute_dtype, jax.random.fold_in(z_key, G_NOISE))
     d, _, _ = d_update(gan, d, real, fake, real_labels, labels, pen_key, noise_key, step, aux)
     return d, None
 
@@ -467,7 +490,7 @@ def g_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
 
   def loss_fn(params):
     fake, stats = apply_net(gan.generator, params, state.g.batch_stats, z, labels, True,
-                            gan.compute_dtype)
+                            gan.compute_dtype, jax.random.fold_in(key, G_NOISE))
     d = state.d
     if t.unroll_steps:
       d = unrolled_discriminator(gan, state.d, params, state.g.batch_stats, real, real_labels,
@@ -498,7 +521,7 @@ def g_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
     if t.consistency.zcr_gen:  # zCR: G pushed to vary with its latent (a minus: diversity)
       perturbed, _ = apply_net(gan.generator, params, state.g.batch_stats,
                                zcr_latents(gan, z, jax.random.fold_in(key, 3)), labels, True,
-                               gan.compute_dtype)
+                               gan.compute_dtype, jax.random.fold_in(key, G_NOISE))
       metrics['g_zcr'] = tricks_lib.consistency_loss(fake, perturbed)
       loss = loss - t.consistency.zcr_gen * metrics['g_zcr']
     if t.pulling_away:  # EBGAN's PT term on the encoder codes of the fakes
@@ -507,17 +530,56 @@ def g_step(gan: GAN, state: state_lib.GANState, batch: dict, key: jax.Array):
     if t.orthogonal:
       metrics['g_orthogonal'] = penalties.orthogonal_regularization(params)
       loss = loss + t.orthogonal * metrics['g_orthogonal']
+    aux = state.aux
+    if t.path_length is not None:
+      penalty, aux = path_length_term(gan, params, state.g.batch_stats, z, labels,
+                                      jax.random.fold_in(key, 6), state.step, state.aux)
+      metrics['g_path_length'] = penalty
+      metrics['g_pl_mean'] = aux['pl_mean']
+      loss = loss + t.path_length.weight * penalty
     metrics['g_loss'] = loss
     if gan.acgan:
       metrics['g_class_loss'] = _class_loss(fake_cls, labels)
       loss = loss + metrics['g_class_loss']
       metrics['g_loss'] = loss
-    return loss, (stats, metrics)
+    return loss, (stats, metrics, aux)
 
-  grads, (stats, metrics) = jax.grad(loss_fn, has_aux=True)(state.g.params)
+  grads, (stats, metrics, aux) = jax.grad(loss_fn, has_aux=True)(state.g.params)
   g = state.g.apply_gradients(gan.g_tx, grads, stats)
   metrics['g_grad_norm'] = optax.tree.norm(grads)
-  return state.replace(g=g), metrics
+  return state.replace(g=g, aux=aux), metrics
+
+
+def path_length_term(gan: GAN, g_params, g_batch_stats, z, labels, key, step, aux):
+  """StyleGAN2's lazy path-length penalty of G and the aux with its running mean:
+  (every · E[(‖J_wᵀy‖ - a)²] at the iterations that are multiples of `every`, else 0; aux).
+
+  On the first batch/batch_shrink latents: w = mapping(z) (style mixing included, as the
+  reference's Greg phase), the images synthesis(w) with fresh noise, and
+  `stylegan2.path_length_penalty` (Karras et al. 2020, arXiv:1912.04958, sec. 3.2) updating the
+  running mean a (aux['pl_mean']) only on those iterations. Computed in float32.
+  """
+  pl = gan.tricks.path_length
+  m = max(1, z.shape[0] // pl.batch_shrink)
+  z, labels = z[:m], None if labels is None else labels[:m]
+  variables = {'params': g_params, 'batch_stats': g_batch_stats} if g_batch_stats else {
+      'params': g_params}
+  rngs = g_rngs(key)
+
+  def term():
+    ws = gan.generator.apply(variables, z, labels, train=True, rngs=rngs, method='styles',
+                             mutable=['batch_stats'])[0]  # w_avg's update is the main pass's
+    synthesis = lambda ws: gan.generator.apply(variables, ws, rngs=rngs, method='synthesis')
+    penalty, mean, _ = stylegan2.path_length_penalty(synthesis, ws, jax.random.fold_in(key, 2),
+                                                     aux['pl_mean'], pl.decay)
+    return pl.every * penalty, mean
+
+  if pl.every == 1:
+    penalty, mean = term()
+  else:
+    penalty, mean = jax.lax.cond(step % pl.every == 0, term,
+                                 lambda: (jnp.zeros(()), aux['pl_mean']))
+  return penalty, aux | {'pl_mean': mean}
 
 
 def zcr_latents(gan: GAN, z, key) -> jax.Array:

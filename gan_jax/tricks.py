@@ -34,6 +34,11 @@ Every trick is a switch under `config.tricks`; the defaults leave training exact
   pulling_away                        EBGAN's pulling-away term (Zhao et al. 2017) on the codes of
                                       an autoencoder D's encoder for the fakes, its weight in G's
                                       loss (the paper's 0.1; 0 = off).
+  path_length.weight, .every,         StyleGAN2's path-length regularisation of G (Karras et al.
+  .decay, .batch_shrink               2020): weight · E[(‖J_wᵀy‖ - a)²], a the running mean of the
+                                      lengths (decay), on batch/batch_shrink fakes, lazily every
+                                      `every` iterations (times every); weight 0 = off; StyleGAN2
+                                      generators only.
 
 Where the others live: minibatch discrimination is a discriminator option
 (`config.model.d.minibatch_discrimination`), DRAGAN and R1 are penalties (`config.penalty.name`),
@@ -98,6 +103,16 @@ class TopK(NamedTuple):
   decay_every: int = 1_000
 
 
+class PathLength(NamedTuple):
+  """StyleGAN2's path-length regularisation (Karras et al. 2020, "Analyzing and Improving the
+  Image Quality of StyleGAN", arXiv:1912.04958, sec. 3.2; the paper's weight 2, every 4
+  minibatches, running-mean decay 0.01, on half the batch)."""
+  weight: float = 2.0
+  every: int = 4
+  decay: float = 0.01
+  batch_shrink: int = 2
+
+
 class Tricks(NamedTuple):
   """The static trick settings a `steps.GAN` closes over; the defaults are all off."""
   instance_noise: float = 0.0     # σ₀ of the instance noise
@@ -117,6 +132,7 @@ class Tricks(NamedTuple):
   top_k: Optional[TopK] = None
   orthogonal: float = 0.0         # BigGAN's β on G's kernels (0 = off)
   pulling_away: float = 0.0       # EBGAN's λ_PT (0 = off)
+  path_length: Optional[PathLength] = None
 
 
 def instance_noise_std(sigma: float, anneal_steps: int, step) -> jax.Array:
@@ -280,6 +296,19 @@ def from_config(config) -> Tricks:
   for field, value in (('orthogonal', orthogonal), ('pulling_away', pulling)):
     if value < 0:
       raise configs.ConfigError(f'config.tricks.{field}={value} must be >= 0 (0 = off)')
+  pl = t.get('path_length', None) or {}
+  path_length = None
+  if float(pl.get('weight', 0.0)) < 0:
+    raise configs.ConfigError(f'config.tricks.path_length.weight={pl.get("weight")} must be >= 0 '
+                              '(0 = off)')
+  if float(pl.get('weight', 0.0)) > 0:
+    decay = float(pl.get('decay', 0.01))
+    if not 0.0 < decay <= 1.0:
+      raise configs.ConfigError(f'config.tricks.path_length.decay={decay} must be in (0, 1]')
+    path_length = PathLength(float(pl['weight']),
+                             _positive_int(pl.get('every', 4), 'path_length.every', 1), decay,
+                             _positive_int(pl.get('batch_shrink', 2), 'path_length.batch_shrink',
+                                           1))
   return Tricks(
       instance_noise=std, noise_anneal_steps=anneal, label_smoothing=smoothing,
       feature_matching=fm_mode, feature_matching_weight=float(fm.get('weight', 1.0)),
@@ -287,4 +316,4 @@ def from_config(config) -> Tricks:
       unroll_steps=_positive_int(t.get('unroll_steps', 0), 'unroll_steps', 0),
       ensemble=ensemble, adaptive=adaptive, diffaugment=','.join(names), ada=ada,
       lecam_weight=lecam_weight, lecam_decay=lecam_decay, consistency=consistency,
-      top_k=top_k, orthogonal=orthogonal, pulling_away=pulling)
+      top_k=top_k, orthogonal=orthogonal, pulling_away=pulling, path_length=path_length)

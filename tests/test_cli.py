@@ -24,7 +24,8 @@ BAD = {
                   'relativistic_average, relativistic_average_hinge, wasserstein'),
     'architecture': (['--config=experiments/gan_ring.py', '--config.model.discriminator=resnet9'],
                      "error: config.model.discriminator='resnet9' is not known; valid choices: "
-                     'dcgan, dcgan_autoencoder, identity, mlp, mlp_autoencoder, resnet'),
+                     'biggan, dcgan, dcgan_autoencoder, identity, mlp, mlp_autoencoder, resnet, '
+                     'stylegan2'),
     'optimizer': (['--config=experiments/gan_ring.py', '--config.optim.d_optimizer=adamw2'],
                   "error: config.optim.d_optimizer: unknown optimizer 'adamw2'; valid optimizers: "
                   'adam, rmsprop, sgd'),

@@ -36,6 +36,12 @@ def shrink(config, batch_size=8):
     for net in ('g', 'd'):
       if 'channels' in config.model[net]:
         config.model[net].channels = 8
+      if 'channel_base' in config.model[net]:  # StyleGAN2: min(base / resolution, max)
+        config.model[net].update(channel_base=256, channel_max=8)
+      if 'w_dim' in config.model[net]:
+        config.model[net].w_dim = 16
+      if 'shared_dim' in config.model[net]:
+        config.model[net].shared_dim = 8
   return config
 
 

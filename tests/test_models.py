@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import configs, image_models, models
+from gan_jax import biggan, configs, image_models, models
 
 NORMS = list(models.NORMS)
 VECTOR_SHAPES = [(1,), (2,), (3, 4)]
@@ -20,9 +20,12 @@ G_IMAGE_SHAPES = {'dcgan': [(28, 28, 1), (32, 32, 3), (64, 64, 3)]}
 D_IMAGE_SHAPES = {'dcgan': [(28, 28, 1), (32, 32, 3), (64, 64, 3)],
                   'resnet': [(32, 32, 3), (64, 64, 3)],
                   'dcgan_autoencoder': [(28, 28, 1)]}
-UNCONDITIONAL = {'dcgan_autoencoder'}
+# The conditionings an entry takes where it is not image_models' G_CONDITIONING / D_CONDITIONING
+# (every other one must be refused by name).
+G_SUPPORTED = {'biggan': biggan.G_CONDITIONING}
+D_SUPPORTED = {'dcgan_autoencoder': ('none',), 'biggan': biggan.D_CONDITIONING}
 # Entries with no options to tell their kind by, and the file that tests their contract.
-OTHER = {'identity': 'tests/test_mmd.py'}
+OTHER = {'identity': 'tests/test_mmd.py', 'stylegan2': 'tests/test_stylegan2.py'}
 B, C = 4, 10
 LABELS = jnp.arange(B) % C
 
@@ -98,8 +101,8 @@ def test_image_generators(name, shape, conditioning):
   g = models.GENERATORS[name](data_shape=shape, channels=8, conditioning=conditioning, **extra)
   z = jax.random.normal(jax.random.key(1), (B, 16))
   labels = LABELS if conditioning != 'none' else None
-  if name in UNCONDITIONAL and conditioning != 'none':
-    with pytest.raises(ValueError, match=f"unknown conditioning '{conditioning}'"):
+  if conditioning not in G_SUPPORTED.get(name, image_models.G_CONDITIONING):
+    with pytest.raises(ValueError, match=f"unknown (G )?conditioning '{conditioning}'"):
       g.init(jax.random.key(0), z, labels, train=False)
     return
   variables, x = _init_apply(g, z, labels)
@@ -123,8 +126,8 @@ def test_image_discriminators(name, shape, conditioning):
   d = models.DISCRIMINATORS[name](channels=8, conditioning=conditioning, **extra)
   x = jax.random.uniform(jax.random.key(2), (B,) + shape, minval=-1, maxval=1)
   labels = LABELS if conditioning != 'none' else None
-  if name in UNCONDITIONAL and conditioning != 'none':
-    with pytest.raises(ValueError, match=f"unknown conditioning '{conditioning}'"):
+  if conditioning not in D_SUPPORTED.get(name, image_models.D_CONDITIONING):
+    with pytest.raises(ValueError, match=f"unknown (D )?conditioning '{conditioning}'"):
       d.init(jax.random.key(0), x, labels, train=False)
     return
   variables, out = _init_apply(d, x, labels)
