@@ -127,10 +127,18 @@ def _close(a, b, what):
     assert float(jnp.linalg.norm(x - y)) <= 1e-3 * float(jnp.linalg.norm(y)) + 1e-7, what
 
 
+# Each entry's smallest image size and narrow widths (16×16 and 8 channels unless listed).
+_SIZE = {'biggan': 32}
+_WIDTH = {'stylegan2': {'channel_base': 64, 'channel_max': 8}}
+_width = lambda name: _WIDTH.get(name, {'channels': 8})
+
+
 @pytest.mark.parametrize('name', _WITH_IMPL(models.GENERATORS))
 def test_generator_conv_impls_agree(name):
   """Same parameters, same outputs and parameter gradients under 'rewrite' and 'xla'."""
-  make = lambda impl: models.GENERATORS[name](data_shape=(16, 16, 3), channels=8, conv_impl=impl)
+  size = _SIZE.get(name, 16)
+  make = lambda impl: models.GENERATORS[name](data_shape=(size, size, 3), conv_impl=impl,
+                                              **_width(name))
   z = jax.random.normal(jax.random.key(0), (2, 16))
   variables = make('rewrite').init(jax.random.key(1), z, None, train=False)
 
@@ -150,8 +158,9 @@ def test_discriminator_conv_impls_agree_through_the_gradient_penalty(name):
   """D's output, its parameter gradient and the gradient penalty's double backward
   ∇θ E(‖∇x D(x)‖ - 1)² are the same under 'rewrite' and 'xla'."""
   norm = {'norm': 'layer'} if name == 'dcgan' else {}  # no batch statistics in the penalty
-  make = lambda impl: models.DISCRIMINATORS[name](channels=8, conv_impl=impl, **norm)
-  x = jax.random.uniform(jax.random.key(2), (2, 16, 16, 3), minval=-1, maxval=1)
+  make = lambda impl: models.DISCRIMINATORS[name](conv_impl=impl, **_width(name), **norm)
+  size = _SIZE.get(name, 16)
+  x = jax.random.uniform(jax.random.key(2), (2, size, size, 3), minval=-1, maxval=1)
   variables = make('rewrite').init(jax.random.key(3), x, None, train=False)
 
   def d(params, impl, inputs):

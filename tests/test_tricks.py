@@ -317,7 +317,7 @@ def test_tricks_that_need_another_discriminator_say_which():
                                                 'mlp_autoencoder, dcgan, resnet, dcgan_autoencoder'):
     steps.build_gan(c, (8, 8, 1))
   c = tiny(**gmmn, **{'tricks.ensemble': ((4,),)})
-  with pytest.raises(configs.ConfigError, match='ensemble.*valid choices: dcgan, '
+  with pytest.raises(configs.ConfigError, match='ensemble.*valid choices: biggan, dcgan, '
                                                 'dcgan_autoencoder, mlp, mlp_autoencoder, resnet'):
     steps.build_gan(c, (8, 8, 1))
 
