@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import layers, penalties
+from gan_jax import configs, layers, penalties, steps
 from gan_jax import stylegan2 as sg
 
 # Trainable parameters of stylegan2-ada-pytorch's `cifar` config (train.py: cfg_specs['cifar'],
@@ -463,7 +463,6 @@ def test_discriminator_embedding_and_errors():
 
 
 def _tiny_gan(**tricks):
-  from gan_jax import configs, steps  # pylint: disable=g-import-not-at-top
   c = configs.image_config('mnist5k', 16)
   c.data.batch_size = B
   c.model.update(generator='stylegan2', discriminator='stylegan2', z_dim=8)
@@ -478,7 +477,6 @@ def _tiny_gan(**tricks):
 def test_path_length_term_is_lazy_and_its_mean_lives_in_the_state():
   """In the G step: every · the penalty on its iterations (the running mean moved), 0 and the
   mean untouched between them; G's noise is fresh per key in training, fixed in inference."""
-  from gan_jax import steps  # pylint: disable=g-import-not-at-top
   gan, state = _tiny_gan(weight=2.0, every=2, batch_shrink=2)
   assert float(state.aux['pl_mean']) == 0.0
   batch = {'x': _normal(1, (B, 16, 16, 1))}
@@ -497,7 +495,6 @@ def test_path_length_term_is_lazy_and_its_mean_lives_in_the_state():
 
 
 def test_path_length_needs_a_style_generator():
-  from gan_jax import configs, steps  # pylint: disable=g-import-not-at-top
   c = configs.image_config('mnist5k', 16)
   c.tricks.path_length.weight = 2.0
   with pytest.raises(configs.ConfigError, match="path_length.weight=2.0 needs a generator"):
