@@ -2,12 +2,16 @@
 
 For each experiments/*.py that trains (phenomenon_*.py are measurements, not training runs):
 build the experiment, initialise its state, then time the trace + XLA compile of its training
-call (`train.steps_per_call` iterations fused in one `lax.scan`) and its first run. tfds datasets
+call (`train.steps_per_call` iterations fused in one `lax.scan`), its first run, and a second
+run on fresh batches (the steady speed: examples through D per second, batch × n_critic ×
+iterations over that call's time; images/s for the image experiments). tfds datasets
 are replaced by the offline Stacked MNIST at the same image shape (the compiled program depends
 on shapes, not pixels). Each experiment runs in a fresh process, so XLA's in-memory caches do not
 carry over, and that process's peak RSS is reported too. Writes a table into RESULTS.md.
 
-  python benchmarks/compile_times.py [--only dcgan_cifar.py sngan_cifar.py]
+  python benchmarks/compile_times.py [--only dcgan_cifar.py sngan_cifar.py --section NAME]
+
+--only with --section writes its own table (compile_times_NAME), leaving the full one as it is.
 """
 import argparse
 import datetime
@@ -53,10 +57,16 @@ def measure(name: str) -> dict:
   compiled = fn.lower(*args).compile()
   compile_s = time.perf_counter() - start
   start = time.perf_counter()
-  jax.block_until_ready(compiled(*args))
+  state, _ = jax.block_until_ready(compiled(*args))
   first_s = time.perf_counter() - start
+  args = (state, exp.loop_key) + (() if take is None else (take(n),))
+  jax.block_until_ready(args)
+  start = time.perf_counter()
+  jax.block_until_ready(compiled(*args))
+  second_s = time.perf_counter() - start
+  examples = n * int(config.data.batch_size) * int(config.optim.get('n_critic', 1))
   return {'experiment': name, 'data': data, 'steps_per_call': n, 'compile_s': compile_s,
-          'first_call_s': first_s,
+          'first_call_s': first_s, 'examples_per_s': examples / second_s,
           'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -65,6 +75,7 @@ def main():
   parser.add_argument('--only', nargs='+', default=None, help='experiment file names')
   parser.add_argument('--worker', help=argparse.SUPPRESS)
   parser.add_argument('--no-write', action='store_true')
+  parser.add_argument('--section', default=None, help='with --only: its own RESULTS.md table')
   args = parser.parse_args()
   if args.worker:
     print(json.dumps(measure(args.worker)))
@@ -80,24 +91,36 @@ def main():
     rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     r = rows[-1]
     print(f'{name}: compile {r["compile_s"]:.1f} s, first call {r["first_call_s"]:.2f} s, '
-          f'peak RSS {r["peak_rss_mb"]:.0f} MB', flush=True)
+          f'{r["examples_per_s"]:.1f} examples/s, peak RSS {r["peak_rss_mb"]:.0f} MB', flush=True)
+  begin, end = BEGIN, END
+  if args.section:
+    begin, end = (f'<!-- compile_times_{args.section}:begin -->',
+                  f'<!-- compile_times_{args.section}:end -->')
+  command = 'python benchmarks/compile_times.py' + (
+      f' --only {" ".join(args.only)} --section {args.section}' if args.section else '')
   table = '\n'.join([
-      BEGIN,
-      '## Compile time of every experiment\'s first training call',
+      begin,
+      ('## Compile time of every experiment\'s first training call, and its steady speed'
+       if not args.section else '## Compile time and steady speed: ' +
+       ', '.join(f'`{n}`' for n in args.only)),
       '',
-      f'`python benchmarks/compile_times.py` ({datetime.date.today()}; {machine()}). Each '
+      f'`{command}` ({datetime.date.today()}; {machine()}). Each '
       'experiment in a fresh process at its own sizes: trace + XLA compile of the jitted training '
-      'call (`train.steps_per_call` iterations in one `lax.scan`), then its first run; peak RSS '
-      'of that process. tfds datasets are replaced by offline Stacked MNIST of the same shape.',
+      'call (`train.steps_per_call` iterations in one `lax.scan`), then its first run, then a '
+      'second run on fresh batches (examples/s = batch × n_critic × iterations, real examples '
+      'through D, over that call); peak RSS of that process. tfds datasets are replaced by '
+      'offline Stacked MNIST of the same shape.',
       '',
-      '| experiment | data | iterations per call | compile s | first call s | peak RSS MB |',
-      '|---|---|---:|---:|---:|---:|',
+      '| experiment | data | iterations per call | compile s | first call s | examples/s | '
+      'peak RSS MB |',
+      '|---|---|---:|---:|---:|---:|---:|',
       *(f'| `{r["experiment"]}` | {r["data"]} | {r["steps_per_call"]} | {r["compile_s"]:.1f} | '
-        f'{r["first_call_s"]:.2f} | {r["peak_rss_mb"]:,.0f} |' for r in rows),
-      END])
+        f'{r["first_call_s"]:.2f} | {r["examples_per_s"]:,.1f} | {r["peak_rss_mb"]:,.0f} |'
+        for r in rows),
+      end])
   print(table)
   if not args.no_write:
-    write_section(BEGIN, END, table)
+    write_section(begin, end, table)
 
 
 if __name__ == '__main__':

@@ -1,9 +1,9 @@
 """The digits recipe, its ablation and the limited-data table (issue 16), on mnist5k.
 
-Each run is `python -m gan_jax.main --config=experiments/dcgan_mnist5k_recipe.py` with one
-variant's overrides, one seed and one data fraction (`data.fraction`: a fixed seeded subset of
-the 4,500 training digits; the metrics still compare with all 4,500, as DiffAugment's and ADA's
-limited-data protocol). Its last eval (2,500 fixed-noise samples of the EMA generator, and of
+Each run is `python -m gan_jax.main --config=experiments/dcgan_mnist5k_recipe.py` (or another
+--experiments file) with one variant's overrides, one seed and one data fraction
+(`data.fraction`: a fixed seeded subset of the 4,500 training digits; the metrics still compare
+with all 4,500, as DiffAugment's and ADA's limited-data protocol). Its last eval (2,500 fixed-noise samples of the EMA generator, and of
 the raw G, in the offline digit CNN's features) is read back from metrics.jsonl; the wall time is
 the whole command's (compile, evals and checkpoints included). Runs already finished in
 --root are read, not repeated (--fresh redoes them).
@@ -11,12 +11,16 @@ the whole command's (compile, evals and checkpoints included). Runs already fini
   python benchmarks/digits.py --section ablation --variants baseline diffaugment ada lecam ...
   python benchmarks/digits.py --section limited --fractions 1.0 0.2 0.1 --seeds 0 1 2 \\
       --variants baseline diffaugment ada lecam best
+  python benchmarks/digits.py --section architectures --variants baseline --experiments \\
+      experiments/dcgan_mnist5k_recipe.py experiments/biggan_mnist5k.py \\
+      experiments/stylegan2_mnist5k.py    (issue 17: each family at its own CPU-sized config)
 
 The targets (issue 16): FID ≤ 3× the real-vs-real floor (6.42, benchmarks/eval_floors.py),
 precision and recall ≥ 0.8, C2ST accuracy ≤ 0.65, each seed, within 15 minutes.
 """
 import argparse
 import datetime
+import itertools
 import os
 import statistics
 import subprocess
@@ -54,10 +58,13 @@ def _flag(value) -> str:
   return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def run_one(root: str, variant: str, seed: int, fraction: float, steps, fresh: bool) -> dict:
+def run_one(root: str, variant: str, seed: int, fraction: float, steps, fresh: bool,
+            experiment: str = RECIPE) -> dict:
   """The last eval records {'ema': ..., 'raw': ...} and the wall time of one run."""
   from gan_jax import logs  # pylint: disable=g-import-not-at-top
   name = f'{variant}-f{fraction:g}-s{seed}' + (f'-n{steps}' if steps else '')
+  if experiment != RECIPE:
+    name = f'{os.path.splitext(os.path.basename(experiment))[0]}-{name}'
   workdir = os.path.join(root, name)
   done = os.path.join(workdir, 'wall_seconds.txt')
   if fresh or not os.path.exists(done):
@@ -66,7 +73,7 @@ def run_one(root: str, variant: str, seed: int, fraction: float, steps, fresh: b
       overrides['data.fraction'] = fraction
     if steps:
       overrides['train.steps'] = steps
-    cmd = [sys.executable, '-m', 'gan_jax.main', f'--config={RECIPE}', f'--workdir={workdir}']
+    cmd = [sys.executable, '-m', 'gan_jax.main', f'--config={experiment}', f'--workdir={workdir}']
     cmd += [f'--config.{k}={_flag(v)}' for k, v in overrides.items()]
     print(' '.join(cmd), flush=True)
     start = time.perf_counter()
@@ -96,44 +103,53 @@ def main():
   parser.add_argument('--seeds', nargs='+', type=int, default=[0])
   parser.add_argument('--fractions', nargs='+', type=float, default=[1.0])
   parser.add_argument('--steps', type=int, default=None, help="default: the recipe's")
+  parser.add_argument('--experiments', nargs='+', default=[RECIPE],
+                      help='config files (the architectures table: experiments/biggan_mnist5k.py '
+                      '...); the variants apply to each')
   parser.add_argument('--root', default=os.path.join(ROOT, 'runs', 'digits'))
   parser.add_argument('--fresh', action='store_true')
   args = parser.parse_args()
   rows = []
-  for fraction in args.fractions:
-    for variant in args.variants:
-      runs = [run_one(args.root, variant, s, fraction, args.steps, args.fresh)
-              for s in args.seeds]
-      ema = {c: [r['ema'][c] for r in runs] for c in COLUMNS}
-      raw_fid = [r['raw']['fid'] for r in runs]
-      met = sum(all((r['ema']['fid'] <= 3 * FLOOR_FID, r['ema']['precision'] >= 0.8,
-                     r['ema']['recall'] >= 0.8, r['ema']['c2st_accuracy'] <= 0.65,
-                     r['wall'] <= 900)) for r in runs)
-      rows.append(f'| {variant} | {fraction:g} | {round(fraction * 4500)} | '
-                  f'{_cell(ema["fid"], ".1f")} | {_cell(raw_fid, ".1f")} | '
-                  f'{_cell(ema["precision"], ".3f")} | {_cell(ema["recall"], ".3f")} | '
-                  f'{_cell(ema["c2st_accuracy"], ".3f")} | '
-                  f'{statistics.mean(r["wall"] for r in runs) / 60:.1f} | {met}/{len(runs)} |')
-      print(rows[-1], flush=True)
+  from gan_jax import configs  # pylint: disable=g-import-not-at-top
+  for experiment, fraction, variant in itertools.product(args.experiments, args.fractions,
+                                                         args.variants):
+    experiment = os.path.abspath(experiment)
+    config = configs.load_file(experiment)
+    runs = [run_one(args.root, variant, s, fraction, args.steps, args.fresh, experiment)
+            for s in args.seeds]
+    ema = {c: [r['ema'][c] for r in runs] for c in COLUMNS}
+    raw_fid = [r['raw']['fid'] for r in runs]
+    met = sum(all((r['ema']['fid'] <= 3 * FLOOR_FID, r['ema']['precision'] >= 0.8,
+                   r['ema']['recall'] >= 0.8, r['ema']['c2st_accuracy'] <= 0.65,
+                   r['wall'] <= 900)) for r in runs)
+    rows.append(f'| `{os.path.basename(experiment)}` | {args.steps or config.train.steps:,} × '
+                f'{config.data.batch_size} | {variant} | {fraction:g} | '
+                f'{round(fraction * 4500)} | '
+                f'{_cell(ema["fid"], ".1f")} | {_cell(raw_fid, ".1f")} | '
+                f'{_cell(ema["precision"], ".3f")} | {_cell(ema["recall"], ".3f")} | '
+                f'{_cell(ema["c2st_accuracy"], ".3f")} | '
+                f'{statistics.mean(r["wall"] for r in runs) / 60:.1f} | {met}/{len(runs)} |')
+    print(rows[-1], flush=True)
   begin, end = f'<!-- digits_{args.section}:begin -->', f'<!-- digits_{args.section}:end -->'
-  steps = args.steps or 'the recipe\'s 6,000'
   table = '\n'.join([
       begin,
       f'## Digits on mnist5k: {args.section} ({datetime.date.today().isoformat()})',
       '',
       f'`python benchmarks/digits.py --section {args.section} --variants '
       f'{" ".join(args.variants)} --seeds {" ".join(map(str, args.seeds))} --fractions '
-      f'{" ".join(f"{f:g}" for f in args.fractions)}` on {machine()}. Recipe '
-      f'`experiments/dcgan_mnist5k_recipe.py`, {steps} iterations of batch 64; seeds '
+      f'{" ".join(f"{f:g}" for f in args.fractions)}'
+      + ('' if args.experiments == [RECIPE] else ' --experiments ' + ' '.join(
+          os.path.relpath(os.path.abspath(e), ROOT) for e in args.experiments))
+      + f'` on {machine()}. Each experiment for its iterations × batch; seeds '
       f'{", ".join(map(str, args.seeds))} (mean ± s.e. over seeds). Scores of the last eval: '
       '2,500 fixed-noise samples against the 4,500 training digits in the digit CNN\'s features '
       f'(EMA generator with standing statistics; raw G\'s FID beside it). Floor (real vs real) '
       f'FID {FLOOR_FID}; targets FID ≤ {3 * FLOOR_FID:.1f}, precision and recall ≥ 0.8, C2ST '
       '≤ 0.65 within 15 minutes ("targets met": runs meeting all of them).',
       '',
-      '| variant | fraction | training digits | FID (EMA) | FID (raw) | precision | recall | '
-      'C2ST accuracy | minutes per run | targets met |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| experiment | iterations × batch | variant | fraction | training digits | FID (EMA) | '
+      'FID (raw) | precision | recall | C2ST accuracy | minutes per run | targets met |',
+      '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
       *rows,
       end])
   write_section(begin, end, table)

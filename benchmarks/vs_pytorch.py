@@ -8,6 +8,23 @@ Workloads (32×32×3, batch 64, the experiment files' networks, objectives and o
                    (experiments/sngan_cifar.py: G 256 channels, D 128)
   resnet_wgan_gp   the CIFAR ResNet with WGAN-GP, n_critic 5 (experiments/wgan_cifar.py); not run
                    unless named in --workloads
+  biggan_hinge     BigGAN as StudioGAN's CIFAR-10 config (experiments/biggan_cifar.py): hinge,
+                   n_critic 5, Adam 2e-4 β (0.5, 0.999), SN in G and D, hierarchical z, shared
+                   class embedding + conditional BatchNorm, self-attention at 16×16, projection
+                   D, EMA of G; not run unless named
+  stylegan2        StyleGAN2 as stylegan2-ada-pytorch's `cifar` config
+                   (experiments/stylegan2_cifar.py): mapping 2 layers, w 512, channel_base 32768
+                   (512 channels), conditional mapping and projection D ('orig', mbstd group
+                   32), non-saturating loss, R1 lazily every 16 iterations (× 16), G EMA; ADA off
+                   (tricks.ada.enabled=False: its augmentation pipeline has no twin), style mixing
+                   and path length off as in the config (the twin has both). 16 iterations per
+                   timed repeat: one full lazy cycle, so each repeat holds exactly one R1 step in
+                   both frameworks. Not run unless named
+The conditional two train on the harness's data, stacked_mnist, whose labels have 1,000 classes
+(100·d_R + 10·d_G + d_B): gan_jax then builds their class embeddings with 1,000 rows, and so do
+the twins (G 9,542,916 / D 2,605,250 for BigGAN, 20,722,195 / 23,596,544 for StyleGAN2, where
+CIFAR-10's 10 classes give 9,416,196 / 2,415,170 and 20,215,315 / 23,089,664). Real labels: the
+data's (JAX) and random ints (PyTorch); fakes' labels uniform in both.
 
 The PyTorch twin of each is benchmarks/torch_models.py (same layer shapes and parameter counts,
 checked here; same objective, penalty, Adam, batch, n_critic, spectral norm, EMA). Each workload
@@ -26,10 +43,16 @@ frameworks' per-core efficiency more fairly.
           starts. Compile time = trace + lower + XLA compile of that function. FLOPs per iteration
           from XLA's cost analysis of the compiled d_step and g_step (n_critic × D + G: the
           analysis counts a while loop's body once).
-  PyTorch eager, NCHW, random real batches made before the clock starts; its first iteration
-          (allocation, oneDNN primitive creation) is reported in the compile column. FLOPs per
-          iteration from torch.utils.flop_counter over one more iteration (direct convolutions,
-          where gan_jax's Winograd convolutions do fewer multiplies: the counts differ).
+  PyTorch eager, NCHW, random real batches (and labels) made before the clock starts; its first
+          iteration (allocation, oneDNN primitive creation) is reported in the compile column.
+          FLOPs per iteration from torch.utils.flop_counter over one more iteration (direct
+          convolutions, where gan_jax's Winograd convolutions do fewer multiplies: the counts
+          differ).
+  Lazy terms (R1 every k iterations, path length): both FLOP counts are the mean over a lazy
+          cycle, (k - 1)/k of an iteration without the term and 1/k of one with it: gan_jax's
+          from its steps compiled with and without the term (XLA's cost analysis counts a
+          lax.cond's branch as if always taken), PyTorch's from one counted iteration of each
+          kind.
   peak    the machine's matmul peak: best of 2048³ float32 matmuls in both frameworks.
 
 Setup (torch is never a dependency of gan_jax; any venv with torch and numpy will do):
@@ -38,10 +61,14 @@ Setup (torch is never a dependency of gan_jax; any venv with torch and numpy wil
 Run from the repository root:
   python benchmarks/vs_pytorch.py [--torch-python /tmp/torchvenv/bin/python] [--repeats 5]
       [--workloads dcgan_ns,dcgan_wgan_gp,resnet_hinge_sn] [--cores N --section NAME] [--no-write]
+      [--iterations N]  (e.g. --workloads biggan_hinge,stylegan2 --iterations 1: StyleGAN2's
+      16-iteration lazy cycle is about 10 minutes a repeat per framework on a 2-core CPU)
 """
 import argparse
+import collections
 import datetime
 import json
+import math
 import os
 import resource
 import statistics
@@ -63,6 +90,10 @@ WORKLOADS = {
                        'penalty.weight': 10.0, 'optim.n_critic': 5, 'model.d.norm': 'none'}, 2),
     'resnet_hinge_sn': ('ResNet, hinge + SN, n_critic 5 (sngan_cifar.py)', 'sngan_cifar.py', {}, 1),
     'resnet_wgan_gp': ('ResNet, WGAN-GP, n_critic 5 (wgan_cifar.py)', 'wgan_cifar.py', {}, 1),
+    'biggan_hinge': ('BigGAN, hinge + SN, n_critic 5, 1,000 classes (biggan_cifar.py)',
+                     'biggan_cifar.py', {}, 1),
+    'stylegan2': ('StyleGAN2, non-saturating + lazy R1, ADA off, 1,000 classes '
+                  '(stylegan2_cifar.py)', 'stylegan2_cifar.py', {'tricks.ada.enabled': False}, 16),
 }
 DEFAULT_WORKLOADS = 'dcgan_ns,dcgan_wgan_gp,resnet_hinge_sn'
 MATMUL_N = 2048
@@ -104,16 +135,47 @@ def jax_config(name):
   return c
 
 
+def _module_fields(cls, overrides):
+  """A gan_jax network's fields, its defaults updated by config.model.g / .d: the ones that JSON
+  carries (sizes, switches, names; not initializers)."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  fields = {f.name: f.default for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING and
+            f.name not in ('parent', 'name', 'num_classes')}  # the spec's num_classes: the data's
+  fields.update(overrides)
+  return {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()
+          if v is None or isinstance(v, (bool, int, float, str, tuple, list))}
+
+
 def torch_spec(config):
-  """The workload as the plain dict torch_models.Trainer takes."""
+  """The workload as the plain dict torch_models.Trainer takes. 'arch': the gan_jax G's and D's
+  fields (defaults and the config's), which the BigGAN and StyleGAN2 twins read their sizes
+  from; 'num_classes': the data's classes when G or D is conditional, else 0."""
+  from gan_jax import input_pipeline, models  # pylint: disable=import-outside-toplevel
   m, o = config.model, config.optim
+  conditional = any(m[net].get('conditioning', 'none') != 'none' for net in ('g', 'd'))
+  classes = input_pipeline.DATASETS[config.data.name].num_classes if conditional else 0
+  pl = config.tricks.get('path_length', None) or {}
+  path_length = None
+  if float(pl.get('weight', 0.0)) > 0:
+    path_length = {'weight': float(pl.weight), 'every': int(pl.get('every', 4)),
+                   'decay': float(pl.get('decay', 0.01)),
+                   'batch_shrink': int(pl.get('batch_shrink', 2))}
   return {'generator': m.generator, 'discriminator': m.discriminator, 'z_dim': int(m.z_dim),
-          'g_channels': int(m.g.channels), 'd_channels': int(m.d.channels),
+          'g_channels': int(m.g.get('channels', 0)), 'd_channels': int(m.d.get('channels', 0)),
           'd_norm': m.d.get('norm', 'none'), 'spectral_norm': bool(m.d.get('spectral_norm')),
+          'arch': {'g': _module_fields(models.GENERATORS[m.generator], dict(m.g)),
+                   'd': _module_fields(models.DISCRIMINATORS[m.discriminator], dict(m.d))},
+          'num_classes': int(classes), 'image_size': int(config.data.image_size),
           'objective': config.objective.name, 'penalty': config.penalty.name,
-          'penalty_weight': float(config.penalty.weight), 'n_critic': int(o.n_critic),
-          'lr': float(o.d_lr), 'betas': list(o.betas), 'lr_schedule': o.lr_schedule,
+          'penalty_weight': float(config.penalty.weight),
+          'penalty_every': int(config.penalty.get('every', 1)), 'path_length': path_length,
+          'n_critic': int(o.n_critic), 'lr': float(o.d_lr), 'betas': list(o.betas),
+          'g_lr': float(o.g_lr), 'd_lr': float(o.d_lr),
+          'g_betas': list(o.get('g_betas') or o.betas),
+          'd_betas': list(o.get('d_betas') or o.betas), 'lr_schedule': o.lr_schedule,
           'steps': int(config.train.steps), 'ema_decay': float(o.ema_decay),
+          'ema_start': int(o.get('ema_start', 0)), 'ema_rampup': float(o.get('ema_rampup', 0.0)),
           'batch_size': int(config.data.batch_size)}
 
 
@@ -122,7 +184,7 @@ def jax_worker(name):
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   from absl import logging  # pylint: disable=import-outside-toplevel
-  from gan_jax import gan, steps  # pylint: disable=import-outside-toplevel
+  from gan_jax import gan, penalties, steps  # pylint: disable=import-outside-toplevel
   logging.set_verbosity(logging.WARNING)
   config = jax_config(name)
   iterations = WORKLOADS[name][3]
@@ -140,15 +202,30 @@ def jax_worker(name):
   jax.block_until_ready(state)
   first_s = time.perf_counter() - start
 
-  def flops(fn, *args):
-    cost = jax.jit(functools.partial(fn, exp.gan)).lower(*args).compile().cost_analysis()
+  def flops(fn, spec, *args):
+    cost = jax.jit(functools.partial(fn, spec)).lower(*args).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return float(cost['flops'])
 
   one = jax.tree.map(lambda b: b[0, 0], batches)
   key = jax.random.key(0)
-  iteration_flops = (config.optim.n_critic * flops(steps.d_step, state, one, key) +
-                     flops(steps.g_step, state, one, key))
+
+  def lazy_mean(fn, every, with_term, without_term):
+    """FLOPs of a step whose term runs every `every` iterations, over a lazy cycle (XLA's cost
+    analysis counts the lax.cond's branch as if always taken)."""
+    if every == 1:
+      return flops(fn, exp.gan, state, one, key)
+    on, off = (flops(fn, spec, state, one, key) for spec in (with_term, without_term))
+    return off + (on - off) / every
+
+  g, pl = exp.gan, exp.gan.tricks.path_length
+  d_flops = lazy_mean(steps.d_step, g.penalty_every if g.penalty_weight else 1,
+                      g._replace(penalty_every=1),
+                      g._replace(penalty=penalties.get('none'), penalty_every=1))
+  g_flops = lazy_mean(steps.g_step, 1 if pl is None else pl.every,
+                      g._replace(tricks=g.tricks._replace(path_length=pl and pl._replace(every=1))),
+                      g._replace(tricks=g.tricks._replace(path_length=None)))
+  iteration_flops = config.optim.n_critic * d_flops + g_flops
   count = lambda tree: int(sum(x.size for x in jax.tree.leaves(tree)))
   a = jnp.ones((MATMUL_N, MATMUL_N), jnp.float32)
   matmul = jax.jit(lambda x: x @ x)
@@ -191,30 +268,42 @@ def torch_worker(spec_json, threads):
   iterations = spec['iterations']
   trainer = torch_models.Trainer(spec)
   gen = torch.Generator().manual_seed(1)
-  reals = [torch.rand((spec['n_critic'], spec['batch_size'], 3, 32, 32), generator=gen) * 2 - 1
-           for _ in range(iterations)]
+  shape, classes = (spec['n_critic'], spec['batch_size']), spec.get('num_classes', 0)
+  reals = [torch.rand(shape + (3, 32, 32), generator=gen) * 2 - 1 for _ in range(iterations)]
+  labels = [torch.randint(0, classes, shape, generator=gen) if classes else None
+            for _ in range(iterations)]
   start = time.perf_counter()
-  trainer.iteration(reals[0])
+  trainer.iteration(reals[0], labels[0])
   first_s = time.perf_counter() - start
   counter = torch.utils.flop_counter.FlopCounterMode(display=False)
   # Its per-module tracker fails under autograd.grad (the gradient penalty), and only the total
   # is wanted: attribute every op to 'Global'.
   counter.mod_tracker = types.SimpleNamespace(parents={'Global'}, __enter__=lambda: None,
                                               __exit__=lambda: None)
-  with counter:
-    trainer.iteration(reals[0])
+  # Lazy terms: one counted iteration per set of terms due, weighted by its share of the cycle.
+  intervals = list(trainer.lazy_intervals().values())
+  cycle = math.lcm(*intervals) if intervals else 1
+  kinds = collections.Counter(tuple(s % k == 0 for k in intervals) for s in range(cycle))
+  done, iteration_flops = trainer.step, 0.0
+  for due, count in kinds.items():
+    if intervals:
+      trainer.step = next(s for s in range(cycle) if tuple(s % k == 0 for k in intervals) == due)
+    with counter:
+      trainer.iteration(reals[0], labels[0])
+    iteration_flops += count / cycle * float(counter.get_total_flops())
+  trainer.step = done + len(kinds)
   a = torch.ones(MATMUL_N, MATMUL_N)
   reply({'params_g': torch_models.num_params(trainer.g),
          'params_d': torch_models.num_params(trainer.d), 'compile_s': 0.0, 'first_s': first_s,
-         'flops': float(counter.get_total_flops()),
+         'flops': iteration_flops,
          'device': f'cpu, {torch.get_num_threads()} threads',
          'version': f'torch {torch.__version__}'})
   for line in sys.stdin:
     command = line.split()
     if command[0] == 'time':
       start, cpu = time.perf_counter(), time.process_time()
-      for real in reals:
-        trainer.iteration(real)
+      for real, label in zip(reals, labels):
+        trainer.iteration(real, label)
       reply({'seconds': time.perf_counter() - start, 'cpu': time.process_time() - cpu})
     elif command[0] == 'matmul':
       reply({'gflops': best_matmul_gflops(lambda: a @ a)})
@@ -257,7 +346,8 @@ def run_workload(name, args, log):
   env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
   me = os.path.abspath(__file__)
   cores = ['--cores', str(args.cores)] if args.cores else []
-  jx = Worker([sys.executable, me, '--worker', 'jax', '--workloads', name] + cores, env)
+  jx = Worker([sys.executable, me, '--worker', 'jax', '--workloads', name,
+               '--iterations', str(WORKLOADS[name][3])] + cores, env)
   log(f'  jax   ready: {jx.ready}')
   tc = Worker([args.torch_python, me, '--worker', 'torch', '--spec', json.dumps(spec),
                '--threads', str(args.cores or args.threads)] + cores)
@@ -296,6 +386,11 @@ def run_workload(name, args, log):
   return result
 
 
+def _rate(x):
+  """Images/s for the tables: whole numbers, two decimals below 10 (BigGAN, StyleGAN2 on CPU)."""
+  return f'{x:.0f}' if x >= 10 else f'{x:.2f}'
+
+
 def table(results, args):
   sys.path.insert(0, HERE)
   from common import machine  # pylint: disable=import-outside-toplevel
@@ -304,16 +399,16 @@ def table(results, args):
   for r in results:
     j, t = r['jax'], r['torch']
     rows.append(
-        f'| {r["description"]} | {r["n_critic"]} | {j["images_per_s"]:.0f} | '
-        f'{t["images_per_s"]:.0f} | **{r["ratio"]:.2f}×** | {r["cpu_ratio"]:.2f}× | '
+        f'| {r["description"]} | {r["n_critic"]} | {_rate(j["images_per_s"])} | '
+        f'{_rate(t["images_per_s"])} | **{r["ratio"]:.2f}×** | {r["cpu_ratio"]:.2f}× | '
         f'{min(r["loads"]):.1f}–{max(r["loads"]):.1f} | '
         f'{r["flops"]["jax"] / 1e9:.1f} / {r["flops"]["torch"] / 1e9:.1f} | '
         f'{j["gflops"]:.0f} ({100 * j["gflops"] / peak:.0f}%) | '
         f'{t["gflops"]:.0f} ({100 * t["gflops"] / peak:.0f}%) | '
         f'{j["compile_s"]:.1f} + {j["first_s"]:.1f} | {t["first_s"]:.1f} | '
         f'{j["peak_rss_mb"]:.0f} / {t["peak_rss_mb"]:.0f} |')
-  runs = [f'- {r["description"]}: jax {", ".join(f"{x:.0f}" for x in r["jax"]["runs"])}; '
-          f'torch {", ".join(f"{x:.0f}" for x in r["torch"]["runs"])} images/s '
+  runs = [f'- {r["description"]}: jax {", ".join(_rate(x) for x in r["jax"]["runs"])}; '
+          f'torch {", ".join(_rate(x) for x in r["torch"]["runs"])} images/s '
           f'({r["iterations"]} iteration(s) per repeat); parameters G {r["params"][0]:,}, '
           f'D {r["params"][1]:,} in both' for r in results]
   versions = results[0]['versions']
@@ -322,7 +417,8 @@ def table(results, args):
       '## gan_jax vs eager PyTorch: the training iteration (32×32×3, batch 64)',
       '',
       f'`python benchmarks/vs_pytorch.py --repeats {args.repeats} --workloads '
-      f'{args.workloads}{f" --cores {args.cores}" if args.cores else ""}` '
+      f'{args.workloads}{f" --cores {args.cores}" if args.cores else ""}'
+      f'{f" --iterations {args.iterations}" if args.iterations else ""}` '
       f'({datetime.date.today()}; {machine()}; {versions["jax"]}; '
       f'{versions["torch"]}). Each workload: one JAX and one PyTorch process side by side, '
       f'timed in turn ({args.repeats} repeats each, order alternating); medians. Images/s = real '
@@ -333,7 +429,9 @@ def table(results, args):
       'transposed convolutions by Winograd F(2×2, 2×2) (9 matmuls per output tile instead of '
       "16; gan_jax/layers.py), the ResNet generator's upsample + 3×3 conv as one transposed "
       "4×4 conv and the ResNet discriminator's 3×3 conv + average pooling as one stride-2 4×4 "
-      "conv, where PyTorch convolves directly. GFLOP/s: each framework's own count over its "
+      "conv (BigGAN's blocks too, whose G shortcut also runs its 1×1 conv before the "
+      "upsampling), where PyTorch convolves directly. Lazy terms (StyleGAN2's R1): both counts "
+      "are the mean over a lazy cycle. GFLOP/s: each framework's own count over its "
       f'own time; % of the machine\'s measured matmul peak, {peak:.0f} GFLOP/s (best 2048³ '
       'float32 matmul of '
       'either framework during the run). Compile: trace + XLA compile of the jitted call, + its '
@@ -368,9 +466,15 @@ def main():
                       default=os.environ.get('TORCH_PYTHON', '/tmp/torchvenv/bin/python'))
   parser.add_argument('--json', help='also write the raw results here')
   parser.add_argument('--no-write', action='store_true', help='do not update RESULTS.md')
+  parser.add_argument('--iterations', type=int, default=0,
+                      help='iterations per timed repeat for every workload (0: each one\'s own; '
+                      'fewer than a lazy cycle times the iterations without the lazy term)')
   parser.add_argument('--section', default='vs_pytorch',
                       help='the RESULTS.md markers to write between (<!-- NAME:begin/end -->)')
   args = parser.parse_args()
+  if args.iterations:
+    for name, (description, path, changes, _) in WORKLOADS.items():
+      WORKLOADS[name] = (description, path, changes, args.iterations)
   if args.worker:
     pin(args.cores)
   if args.worker == 'jax':

@@ -10,8 +10,8 @@ skips; the cifar config), minibatch stddev over groups of 32, projection by a la
 network. Non-saturating loss, R1 with γ = 0.01 (weight γ/2) lazily every 16 D steps, Adam
 lr 0.0025 with β = (0, 0.99), both adjusted for the lazy intervals as the reference does (lr ·
 k/(k+1), β^(k/(k+1)), k = 16 for D and 4 for G), batch 64, EMA half-life 500k images
-(decay 0.5^(64/500000) per step; the reference's ramp-up, a half-life of min(500k, 0.05 · images
-seen), is not reproduced: the EMA is constant-decay here), ADA toward r_t = 0.6. 100M images =
+(decay 0.5^(64/500000) per step) ramped up as the reference does (a half-life of min(500k,
+0.05 · images seen): optim.ema_rampup), ADA toward r_t = 0.6. 100M images =
 1,562,500 steps. G has 20,215,315 parameters and D 23,089,664, as the reference's
 (gan_jax/stylegan2.py says how they were counted).
 """
@@ -32,7 +32,8 @@ def get_config():
   c.penalty.update(name='r1', weight=0.01 / 2, every=16)
   c.data.batch_size = BATCH
   c.optim.update(g_lr=0.0025 * G_RATIO, d_lr=0.0025 * D_RATIO, g_betas=(0.0, 0.99 ** G_RATIO),
-                 d_betas=(0.0, 0.99 ** D_RATIO), ema_decay=0.5 ** (BATCH / 500_000), ema_start=0)
+                 d_betas=(0.0, 0.99 ** D_RATIO), ema_decay=0.5 ** (BATCH / 500_000), ema_start=0,
+                 ema_rampup=0.05)
   c.tricks.ada.update(enabled=True, target=0.6, interval=4, speed_images=500_000)
   c.train.update(steps=1_562_500, steps_per_call=10, log_every=100, eval_every=10_000,
                  checkpoint_every=10_000)

@@ -109,6 +109,9 @@ def toy_config() -> ml_collections.ConfigDict:
       'ema_decay': 0.999,
       # EMA warm-up: before this iteration the EMA is G's parameters themselves (0: none).
       'ema_start': 0,
+      # EMA ramp-up (Karras et al. 2020, ADA): its half-life capped at ema_rampup × the
+      # iterations done (0: off; stylegan2-ada uses 0.05).
+      'ema_rampup': 0.0,
       # Standing statistics: batches of G in training mode that recompute the EMA generator's
       # BatchNorm statistics for its own parameters before it samples (0: off, G's own used).
       'ema_standing_stats': 0,
@@ -131,8 +134,9 @@ def toy_config() -> ml_collections.ConfigDict:
       'metrics': ('modes',), 'num_samples': 2_500, 'generators': ('ema', 'raw'),
       'features': 'auto', 'inception_weights': placeholder(str),
       'dinov2_weights': placeholder(str),  # features='dinov2': dinov2_vitl14_pretrain.pth
-      # The truncation trick (Brock et al. 2019): each latent component with |z| > truncation
-      # redrawn in the eval samples and plots (recorded in the protocol); unset: none.
+      # The truncation trick ψ in the eval samples and plots (recorded in the protocol); unset:
+      # none. Brock et al. 2019: each latent component with |z| > ψ redrawn; a StyleGAN2 G
+      # (Karras et al.): w ← w_avg + ψ (w − w_avg) instead.
       'truncation': placeholder(float),
       'real_split': placeholder(str), 'num_real': placeholder(int),
       'batch_size': 500, 'two_sample_size': 2_500, 'cache_dir': placeholder(str),
@@ -298,6 +302,7 @@ _RANGES = (
     ('optim.decay_steps', 'int', _GE1),
     ('penalty.weight', 'number', _GE0), ('penalty.every', 'int', _GE1),
     ('optim.ema_start', 'int', _GE0), ('optim.ema_standing_stats', 'int', _GE0),
+    ('optim.ema_rampup', 'number', _GE0),
     ('optim.d_weight_decay', 'number', _GE0),
     *((f'train.{field}', 'int', _GE1)
       for field in ('steps', 'steps_per_call', 'log_every', 'eval_every', 'checkpoint_every',

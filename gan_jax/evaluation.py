@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import configs, distributed, input_pipeline
+from gan_jax import configs, distributed, input_pipeline, models
 from gan_jax.metrics import (StreamingStats, c2st, density_coverage, digit_classifier,
                              dinov2, frechet_distance, inception, inception_score,
                              infinity, kernel_inception_distance, mmd2, mode_metrics,
@@ -651,8 +651,11 @@ class Evaluator:
               'eval_noise': ('fixed: sample j from fold_in(eval_key, j)' if samples is None else
                              'given samples'), **self.extractor.protocol}
     truncation = self.config.eval.get('truncation', None)
-    if samples is None and truncation is not None:  # BigGAN's truncation trick at sampling
-      fields.update(truncation=f'each |z_i| <= {truncation} (components redrawn)')
+    if samples is None and truncation is not None:  # the truncation trick at sampling
+      fields.update(truncation=(
+          f'w <- w_avg + {truncation} (w - w_avg)'
+          if self.config.model.generator in models.STYLE_GENERATORS else
+          f'each |z_i| <= {truncation} (components redrawn)'))
     if not self.fresh:
       fields.update(quantize=self.quantize)
     if self.features == 'inception':

@@ -46,7 +46,8 @@ def adversarial_parts(config, g_updates: int = 1, d_updates: int = 1) -> dict:
   return dict(objective=objective, penalty=penalty, penalty_weight=float(config.penalty.weight),
               penalty_every=int(config.penalty.get('every', 1)), g_tx=g_tx,
               d_tx=optax.chain(d_tx, penalty.d_transform), ema_decay=float(o.ema_decay),
-              ema_start=int(o.get('ema_start', 0)), compute_dtype=precision.compute_dtype(config))
+              ema_start=int(o.get('ema_start', 0)), ema_rampup=float(o.get('ema_rampup', 0.0)),
+              compute_dtype=precision.compute_dtype(config))
 
 
 def learning_rates(config, step: int, g_updates: int = 1, d_updates: int = 1) -> dict:

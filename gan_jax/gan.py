@@ -104,12 +104,8 @@ class GANExperiment(experiment.Experiment):
     """G of the latents of (key, j) for each index j (sampling.latents): sample j is the same
     whatever the batch it is drawn in."""
     gan, truncation = self.gan, self.config.eval.get('truncation', None)
-
-    def sample(params, stats, key, indices, labels):
-      z = gan.shard_batch(sampling.latents(key, indices, gan.z_dim, truncation))
-      return steps.generate(gan, params, stats, z, labels)
-
-    return jax.jit(sample)
+    return jax.jit(lambda params, stats, key, indices, labels: sampling.sample(
+        gan, params, stats, key, indices, labels, truncation))
 
   @functools.cached_property
   def _discriminate(self):

@@ -56,8 +56,9 @@ flags.DEFINE_enum('generator', 'ema', ['ema', 'raw'], 'With --mode=sample: the E
                   'parameters or G itself.')
 flags.DEFINE_integer('sample_seed', 0, 'With --mode=sample: the noise seed (sample j\'s noise is '
                      'drawn from (seed, j)).')
-flags.DEFINE_float('truncation', None, 'With --mode=sample: the truncation trick\'s bound psi > 0 '
-                   '(each |z| component resampled until <= psi; Brock et al. 2019).')
+flags.DEFINE_float('truncation', None, 'With --mode=sample: the truncation trick\'s psi > 0 '
+                   '(each |z| component resampled until <= psi, Brock et al. 2019; a StyleGAN2 '
+                   'G: w moved toward the average w, w_avg + psi (w - w_avg), Karras et al.).')
 flags.DEFINE_enum('sample_format', 'npz', ['npz', 'png', 'both'], 'With --mode=sample: one '
                   'samples_STEP.npz, PNGs in samples_STEP/, or both.')
 flags.DEFINE_integer('interpolate', None, 'With --mode=sample: K >= 1, also write '
@@ -185,7 +186,7 @@ def _check_mode_flags():
   if FLAGS.sample_seed < 0:
     sys.exit(f'error: --sample_seed={FLAGS.sample_seed} must be >= 0')
   if FLAGS.truncation is not None and not FLAGS.truncation > 0:
-    sys.exit(f'error: --truncation={FLAGS.truncation:g} must be > 0 (the bound psi on each |z|; '
+    sys.exit(f'error: --truncation={FLAGS.truncation:g} must be > 0 (the truncation trick\'s psi; '
              'smaller: less varied, more typical samples)')
   if FLAGS.interpolate is not None and FLAGS.interpolate < 1:
     sys.exit(f'error: --interpolate={FLAGS.interpolate} must be >= 1 (the rows of the grid)')

@@ -55,8 +55,8 @@ def _compute_inputs(params, batch_stats, x, dtype):
 
 
 def apply(module, params, batch_stats, x, extra, train: bool, dtype=jnp.float32, collect=(),
-          rngs=None):
-  """`module.apply` on (x, extra, train=train) computing in `dtype`.
+          rngs=None, **kwargs):
+  """`module.apply` on (x, extra, train=train, **kwargs) computing in `dtype`.
 
   `extra` is the module's second argument (class labels, or pix2pix's dropout key); `rngs` the
   flax rng streams the module draws from (StyleGAN2's 'noise' and 'mixing'), or None. Returns
@@ -67,9 +67,10 @@ def apply(module, params, batch_stats, x, extra, train: bool, dtype=jnp.float32,
   variables, x = _compute_inputs(params, batch_stats, x, dtype)
   mutable = (['batch_stats'] if batch_stats and train else []) + list(collect)
   if mutable:
-    out, updates = module.apply(variables, x, extra, train=train, mutable=mutable, rngs=rngs)
+    out, updates = module.apply(variables, x, extra, train=train, mutable=mutable, rngs=rngs,
+                                **kwargs)
   else:
-    out, updates = module.apply(variables, x, extra, train=train, rngs=rngs), {}
+    out, updates = module.apply(variables, x, extra, train=train, rngs=rngs, **kwargs), {}
   stats = (_stored_like(updates['batch_stats'], batch_stats) if 'batch_stats' in updates
            else batch_stats)
   collected = {k: cast_floats(v, jnp.float32) for k, v in updates.items() if k != 'batch_stats'}

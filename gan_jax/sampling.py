@@ -13,9 +13,13 @@ writes exactly `load(workdir).generate(n, seed=s)` of the same generator and ste
 seed='eval' (`--eval_noise`) draws from the run's eval key instead: the samples the training
 loop's evaluation (and --mode=eval) scores, so other tools can score exactly those.
 
-The truncation trick (Brock et al. 2019, "Large Scale GAN Training for High Fidelity Natural
-Image Synthesis", arXiv:1809.11096, section 3.1): each component of z with |z| > ψ is resampled
-until |z| ≤ ψ (`latents`); a component already within ψ keeps its untruncated value.
+The truncation trick, as each family defines it (`sample`). Most generators (Brock et al. 2019,
+"Large Scale GAN Training for High Fidelity Natural Image Synthesis", arXiv:1809.11096, section
+3.1): each component of z with |z| > ψ is resampled until |z| ≤ ψ (`latents`); a component
+already within ψ keeps its untruncated value. A style generator (StyleGAN2; Karras et al. 2019,
+"A Style-Based Generator Architecture for GANs", arXiv:1812.04948, section 2.1 / appendix B):
+z is left alone and its w is moved toward the average w, w ← w_avg + ψ (w − w_avg) (ψ = 1: none,
+ψ → 0: the average image).
 
 Latent interpolation: spherical interpolation between two Gaussian latents (slerp; Shoemake
 1985; White 2016, "Sampling Generative Networks", arXiv:1609.04468), which keeps the
@@ -79,6 +83,14 @@ def latents(key, indices, z_dim: int, truncation: Optional[float] = None) -> jax
   rest = jax.vmap(lambda k: jax.random.truncated_normal(
       jax.random.fold_in(k, MAX_RESAMPLING_ROUNDS + 1), -psi, psi, (z_dim,)))(keys)
   return jnp.where(jnp.abs(z) > psi, rest, z)
+
+
+def sample(gan, params, stats, key, indices, labels, truncation: Optional[float] = None):
+  """G of the latents of (key, j) for each index j, under the truncation trick of G's family
+  (the module docstring; None: none): sample j is the same whatever the batch it is drawn in."""
+  w_psi = truncation if gan.w_truncation else None
+  z = gan.shard_batch(latents(key, indices, gan.z_dim, None if gan.w_truncation else truncation))
+  return steps.generate(gan, params, stats, z, labels, w_psi)
 
 
 def slerp(a, b, t):
@@ -159,23 +171,20 @@ class TrainedGAN:
   # --- generation ----------------------------------------------------------------------------
 
   def _sample_fn(self, truncation):
-    """The jitted G(latents(key, indices, ψ), labels), batch-sharded; one per ψ."""
+    """The jitted `sample` of (key, indices, labels) under ψ, batch-sharded; one per ψ."""
     if ('sample', truncation) not in self._fns:
       gan = self._gan
-
-      def sample(params, stats, key, indices, labels):
-        z = gan.shard_batch(latents(key, indices, gan.z_dim, truncation))
-        return steps.generate(gan, params, stats, z, labels)
-
-      self._fns['sample', truncation] = jax.jit(sample)
+      self._fns['sample', truncation] = jax.jit(
+          lambda params, stats, key, indices, labels: sample(gan, params, stats, key, indices,
+                                                             labels, truncation))
     return self._fns['sample', truncation]
 
-  def _from_z_fn(self):
-    if 'z' not in self._fns:
+  def _from_z_fn(self, w_psi=None):
+    if ('z', w_psi) not in self._fns:
       gan = self._gan
-      self._fns['z'] = jax.jit(lambda params, stats, z, labels: steps.generate(
-          gan, params, stats, gan.shard_batch(z), labels))
-    return self._fns['z']
+      self._fns['z', w_psi] = jax.jit(lambda params, stats, z, labels: steps.generate(
+          gan, params, stats, gan.shard_batch(z), labels, w_psi))
+    return self._fns['z', w_psi]
 
   def labels_for(self, n: int, labels=None) -> Optional[np.ndarray]:
     """The (n,) int32 labels of n samples: None for an unconditional G; labels None: the cycle
@@ -229,8 +238,7 @@ class TrainedGAN:
       raise configs.ConfigError(f'n={n}: ask for at least one sample')
     if output not in ('uint8', 'float'):
       raise configs.ConfigError(f"output={output!r}: 'uint8' or 'float'")
-    if truncation is not None and not float(truncation) > 0:
-      raise configs.ConfigError(f'truncation={truncation} must be > 0 (the bound ψ on |z|)')
+    self._w_psi(truncation)  # validates ψ
     truncation = None if truncation is None else float(truncation)
     labels = self.labels_for(n, labels)
     fn, key, b = self._sample_fn(truncation), self._key(seed), self.batch_size
@@ -250,8 +258,15 @@ class TrainedGAN:
     x = np.concatenate(out).astype(np.float32)
     return to_uint8(x) if self.is_image and output == 'uint8' else x
 
-  def generate_from(self, z, labels=None, output: str = 'uint8') -> np.ndarray:
-    """G of the given latents z (n, z_dim) (and labels as in `labels_for`), as `generate`."""
+  def generate_from(self, z, labels=None, output: str = 'uint8',
+                    truncation: Optional[float] = None) -> np.ndarray:
+    """G of the given latents z (n, z_dim) (and labels as in `labels_for`), as `generate`.
+    `truncation`: a style G's ψ on w; the other generators take z as it is given (truncate it
+    with `latents`), so for them it must stay None."""
+    w_psi = self._w_psi(truncation)
+    if truncation is not None and not self._gan.w_truncation:
+      raise configs.ConfigError(f'truncation={truncation}: this generator truncates z, and '
+                                'generate_from takes z as given; truncate it with latents()')
     z = np.asarray(z, np.float32)
     n, b = z.shape[0], self.batch_size
     labels = self.labels_for(n, labels)
@@ -261,15 +276,25 @@ class TrainedGAN:
       zb = np.concatenate([z[start:start + m], np.zeros((b - m, z.shape[1]), np.float32)])
       lb = None if labels is None else self._put(
           np.concatenate([labels[start:start + m], np.zeros(b - m, np.int32)]))
-      out.append(distributed.to_host(self._from_z_fn()(self._params, self._g_stats,
-                                                       self._put(zb), lb))[:m])
+      out.append(distributed.to_host(self._from_z_fn(w_psi)(self._params, self._g_stats,
+                                                            self._put(zb), lb))[:m])
     x = np.concatenate(out).astype(np.float32)
     return to_uint8(x) if self.is_image and output == 'uint8' else x
 
   def latents(self, n: int, seed: int = 0, truncation: Optional[float] = None) -> np.ndarray:
-    """The (n, z_dim) latents `generate(n, seed, truncation=...)` feeds G."""
+    """The (n, z_dim) latents `generate(n, seed, truncation=...)` feeds G (a style G's are
+    never truncated: its ψ acts on w)."""
     return np.asarray(latents(self._key(seed), np.arange(n), self._gan.z_dim,
-                              truncation))
+                              None if self._gan.w_truncation else truncation))
+
+  def _w_psi(self, truncation):
+    """ψ validated; the style G's ψ on w, or None (no truncation, or a G truncating z)."""
+    if truncation is not None and not float(truncation) > 0:
+      what = ('w ← w_avg + ψ (w − w_avg)' if self._gan.w_truncation else
+              'each |z| component redrawn until ≤ ψ')
+      raise configs.ConfigError(f'truncation={truncation} must be > 0 (the truncation trick: '
+                                f'{what})')
+    return None if truncation is None or not self._gan.w_truncation else float(truncation)
 
   def interpolate(self, rows: int, seed: int = 0, labels=None, truncation=None,
                   columns: int = INTERPOLATION_COLUMNS, output: str = 'uint8') -> np.ndarray:
@@ -281,7 +306,7 @@ class TrainedGAN:
     path = np.concatenate([slerp(z[2 * r], z[2 * r + 1], t) for r in range(rows)])
     row_labels = self.labels_for(rows, labels)
     full = None if row_labels is None else np.repeat(row_labels, columns)
-    return self.generate_from(path, full, output)
+    return self.generate_from(path, full, output, truncation if self._gan.w_truncation else None)
 
   # --- the discriminator ---------------------------------------------------------------------
 
@@ -403,7 +428,7 @@ def sample_workdir(config, workdir: str, num_samples: Optional[int] = None,
   if sample_format not in ('npz', 'png', 'both'):
     raise configs.ConfigError(f'--sample_format={sample_format}: npz, png or both')
   if truncation is not None and not float(truncation) > 0:
-    raise configs.ConfigError(f'--truncation={truncation} must be > 0 (the bound ψ on |z|)')
+    raise configs.ConfigError(f'--truncation={truncation} must be > 0 (the truncation trick\'s ψ)')
   with workdir_lib.Lock(workdir, 'sample', create=False) if main else contextlib.nullcontext():
     recorded = workdir_lib.recorded_config(workdir)
     if recorded is not None:  # a pix2pix or phenomenon run: say so before building anything

@@ -3,6 +3,7 @@
 Static things (modules, optimizers, the objective) live in `steps.GAN`, not here, so the state
 holds nothing but arrays and orbax can save and restore it as it is.
 """
+import math
 from typing import Any
 
 import flax.struct
@@ -33,13 +34,24 @@ def ema_update(ema, params, decay: float):
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
 
 
-def ema_decay_at(decay: float, step, start: int = 0):
+def ema_decay_at(decay: float, step, start: int = 0, rampup: float = 0.0):
   """The EMA's decay at iteration `step` with a warm-up: 0 before `start` (the EMA is then G's
   parameters themselves, so a short run is not judged on an average of its first, noisy
-  iterates), `decay` from then on; `start` = 0 is `decay` throughout."""
+  iterates), `decay` from then on; `start` = 0 is `decay` throughout.
+
+  `rampup` r > 0 (Karras et al. 2020, "Training Generative Adversarial Networks with Limited
+  Data", arXiv:2006.06676, appendix B.1, their `ema_rampup`): the EMA's half-life, h = ln ½ /
+  ln decay iterations, is capped at r · step, so decay_t = ½^(1 / min(h, r · step)): 0 at step 0,
+  the average of about the last r-th of the run's iterates until r · step reaches h, `decay`
+  from then on."""
+  out = decay
+  if rampup:
+    half_life = math.log(0.5) / math.log(decay) if decay > 0 else 0.0
+    ramped = jnp.minimum(half_life, rampup * jnp.asarray(step, jnp.float32))
+    out = jnp.where(ramped > 0, 0.5 ** (1.0 / jnp.maximum(ramped, 1e-8)), 0.0)
   if not start:
-    return decay
-  return jnp.where(step < start, 0.0, decay)
+    return out
+  return jnp.where(step < start, 0.0, out)
 
 
 class GANState(flax.struct.PyTreeNode):

@@ -56,6 +56,8 @@ class GAN(NamedTuple):
   compute_dtype: jnp.dtype = jnp.float32  # of the networks' arithmetic (config.train.dtype)
   standing_stats: int = 0  # batches that recompute the EMA G's BatchNorm statistics (0: off)
   d_scalar: bool = True    # D gives one score per example (False: an embedding, as MMD-GAN's)
+  w_truncation: bool = False  # the truncation trick acts on G's w (StyleGAN), not on z
+  ema_rampup: float = 0.0  # the EMA's half-life capped at ema_rampup · step (0: off)
 
 
 def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
@@ -104,7 +106,8 @@ def build_gan(config, data_shape, sample_data=None, shard_batch=lambda x: x,
       n_critic=int(o.n_critic), data_shape=tuple(data_shape), sample_data=sample_data,
       shard_batch=shard_batch, tricks=tricks,
       d_mixes_examples=bool(m.d.get('minibatch_discrimination', 0)),
-      standing_stats=int(o.get('ema_standing_stats', 0)), d_scalar=_d_scalar(config), **parts)
+      standing_stats=int(o.get('ema_standing_stats', 0)), d_scalar=_d_scalar(config),
+      w_truncation=m.generator in models.STYLE_GENERATORS, **parts)
 
 
 def _d_scalar(config) -> bool:
@@ -315,10 +318,16 @@ def sample_labels(gan: GAN, key, n: int):
   return gan.shard_batch(jax.random.randint(key, (n,), 0, gan.num_classes))
 
 
-def generate(gan: GAN, g_params, g_batch_stats, z, labels=None) -> jax.Array:
-  """G(z, labels) in inference mode (BatchNorm uses running averages)."""
-  return apply_net(gan.generator, g_params, g_batch_stats, z, labels, False,
-                   gan.compute_dtype)[0]
+def generate(gan: GAN, g_params, g_batch_stats, z, labels=None, w_psi=None) -> jax.Array:
+  """G(z, labels) in inference mode (BatchNorm uses running averages). `w_psi` (a G with
+  gan.w_truncation only; None: none): the style G's truncation, w ← w_avg + ψ (w − w_avg)."""
+  if w_psi is None:
+    return apply_net(gan.generator, g_params, g_batch_stats, z, labels, False,
+                     gan.compute_dtype)[0]
+  if not gan.w_truncation:
+    raise ValueError('w_psi: this generator has no w space to truncate')
+  return precision.apply(gan.generator, g_params, g_batch_stats, z, labels, False,
+                         gan.compute_dtype, truncation_psi=float(w_psi))[0]
 
 
 def standing_stats(gan: GAN, g_params, g_batch_stats, key, num_batches: int):
@@ -621,7 +630,7 @@ def ada_step(ada: tricks_lib.Ada, aux: dict, rt, images: int, step) -> dict:
 
 
 def _ema_and_count(gan: GAN, state: state_lib.GANState) -> state_lib.GANState:
-  decay = state_lib.ema_decay_at(gan.ema_decay, state.step, gan.ema_start)
+  decay = state_lib.ema_decay_at(gan.ema_decay, state.step, gan.ema_start, gan.ema_rampup)
   g_ema = state_lib.ema_update(state.g_ema, state.g.params, decay)
   return state.replace(step=state.step + 1, g_ema=g_ema)
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from gan_jax import configs, gan, steps
+from gan_jax import state as state_lib
 
 
 def tiny_config(**changes):
@@ -87,6 +88,30 @@ def test_ema_warm_up_copies_g_until_ema_start_then_averages():
       chex.assert_trees_all_close(jax.device_get(state.g_ema), expected, rtol=1e-6)
       assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.g_ema),
                                                           jax.tree.leaves(g)))
+
+
+def test_ema_rampup_caps_the_half_life_at_a_fraction_of_the_steps_done():
+  """optim.ema_rampup r: decay_t = ½^(1 / min(h, r·t)), h = ln ½ / ln decay (stylegan2-ada's
+  ema_rampup, in iterations): 0 at t = 0, then by hand at t = 10 and 100, the plain decay once
+  r·t ≥ h; the real step averages with exactly that decay."""
+  decay, r = 0.5 ** (1 / 20), 0.5  # a half-life of 20 iterations
+  at = lambda t: float(state_lib.ema_decay_at(decay, t, 0, r))
+  assert at(0) == 0.0
+  np.testing.assert_allclose([at(1), at(10), at(39), at(40), at(100)],
+                             [0.5 ** 2, 0.5 ** (1 / 5), 0.5 ** (1 / 19.5), decay, decay],
+                             rtol=1e-6)
+  assert state_lib.ema_decay_at(decay, 7, 0, 0.0) == decay  # off: the plain decay
+  assert float(state_lib.ema_decay_at(decay, 3, 5, r)) == 0.0  # the warm-up still copies G
+  exp = gan.GANExperiment(tiny_config(optim__ema_decay=decay, optim__ema_rampup=r),
+                          devices=one_device())
+  state, call = exp.init_state(), exp.train_fn(1)
+  for step in range(3):
+    before = jax.device_get(state.g_ema)
+    state, _ = call(state, exp.loop_key)
+    d = at(step)
+    expected = jax.tree.map(lambda e, p: d * e + (1 - d) * p, before,
+                            jax.device_get(state.g.params))
+    chex.assert_trees_all_close(jax.device_get(state.g_ema), expected, rtol=1e-5, atol=1e-7)
 
 
 def test_steps_per_call_equals_single_calls(exp):

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import configs, layers, penalties, steps
+from gan_jax import configs, layers, penalties, sampling, steps
 from gan_jax import stylegan2 as sg
 
 # Trainable parameters of stylegan2-ada-pytorch's `cifar` config (train.py: cfg_specs['cifar'],
@@ -499,3 +499,38 @@ def test_path_length_needs_a_style_generator():
   c.tricks.path_length.weight = 2.0
   with pytest.raises(configs.ConfigError, match="path_length.weight=2.0 needs a generator"):
     steps.build_gan(c, (16, 16, 1))
+
+
+def test_sampling_truncates_a_style_generator_in_w_and_others_in_z():
+  """eval.truncation / generate(truncation=ψ) is the family's trick: for StyleGAN2, z untouched
+  and w ← w_avg + ψ (w − w_avg) (ψ = 1: the plain sample; ψ → 0: every latent gives the average
+  w's image); for a DCGAN G, |z_i| ≤ ψ and G unchanged."""
+  gan, state = _tiny_gan()
+  assert gan.w_truncation
+  w_avg = _normal(20, (8,))
+  stats = {**state.g.batch_stats, 'mapping_network': {'w_avg': w_avg}}
+  key, indices = jax.random.key(7), jnp.arange(B, dtype=jnp.uint32)
+  sample = jax.jit(lambda psi: sampling.sample(gan, state.g.params, stats, key, indices, None,
+                                               psi), static_argnums=0)
+  z = sampling.latents(key, indices, gan.z_dim)
+  g = gan.generator
+  by_hand = g.apply({'params': state.g.params, 'batch_stats': stats}, z, None, train=False,
+                    method=lambda m, z, y, train: m.synthesis(
+                        m.mapping(z, y, 0.5, train=train), train=train))
+  np.testing.assert_allclose(sample(0.5), by_hand, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(sample(1.0), sample(None), rtol=1e-6, atol=1e-6)
+  assert not np.allclose(sample(0.5), sample(None), atol=1e-3)
+  tiny = sample(1e-4)
+  assert np.abs(tiny - tiny[:1]).max() < 1e-3 < np.abs(sample(None) - sample(None)[:1]).max()
+  # A generator without w: its z truncated, the same G.
+  c = configs.image_config('mnist5k', 16)
+  c.data.batch_size = B
+  dcgan = steps.build_gan(c, (16, 16, 1))
+  assert not dcgan.w_truncation
+  d_state = steps.create_state(dcgan, jax.random.key(0))
+  z_psi = sampling.latents(key, indices, dcgan.z_dim, 0.5)
+  np.testing.assert_allclose(
+      sampling.sample(dcgan, d_state.g.params, d_state.g.batch_stats, key, indices, None, 0.5),
+      steps.generate(dcgan, d_state.g.params, d_state.g.batch_stats, z_psi), rtol=1e-6)
+  with pytest.raises(ValueError, match='no w space'):
+    steps.generate(dcgan, d_state.g.params, d_state.g.batch_stats, z_psi, None, 0.5)
