@@ -34,6 +34,7 @@ class Pix2Pix(NamedTuple):
   target_shape: tuple
   shard_batch: Callable[[jax.Array], jax.Array] = lambda x: x
   compute_dtype: jnp.dtype = jnp.float32  # of the networks' arithmetic (config.train.dtype)
+  ema_rampup: float = 0.0  # the EMA's half-life capped at ema_rampup · step (0: off)
 
 
 def build(config, input_shape, target_shape, shard_batch=lambda x: x) -> Pix2Pix:
@@ -157,7 +158,7 @@ def train_iteration(spec: Pix2Pix, state: state_lib.GANState, batch: dict, loop_
     d_metrics = {k: jnp.zeros(()) for k in D_METRICS}
   state, g_metrics = g_step(spec, state, batch, fake, pullback, g_batch_stats)
   g_ema = state_lib.ema_update(state.g_ema, state.g.params, state_lib.ema_decay_at(
-      spec.ema_decay, state.step, spec.ema_start))
+      spec.ema_decay, state.step, spec.ema_start, spec.ema_rampup))
   return state.replace(step=state.step + 1, g_ema=g_ema), d_metrics | g_metrics
 
 
