@@ -115,8 +115,9 @@ def protocol_settings(eval_config) -> dict:
 class Inputs(NamedTuple):
   """What the metrics are computed from (a metric reads only what its `needs` name).
 
-  real: {'features' (N, D), 'mu', 'sigma'} of the reference; fake: (M, D) fake features;
-  probs: (M, C) class probabilities of the fakes; fake_stats: their streamed (mu, sigma);
+  real: {'features' (N, D), 'labels', and with 'moments' 'mu', 'sigma'} of the reference; fake:
+  (M, D) fake features; probs: (M, C) class probabilities of the fakes; fake_stats: their
+  streamed (mu, sigma) (with 'moments');
   centers, std: the mixture's ('modes'); two_sample_size: MMD and C2ST use the first this many
   of each set; seed: of KID's subsets, FID∞'s and IS∞'s draws and, with `shuffle`, of the
   permutation before IS's splits; fake_labels: (M,) classes of the fakes, real['labels'] those of
@@ -135,8 +136,9 @@ class Inputs(NamedTuple):
 
 
 class Metric(NamedTuple):
-  """An eval metric: what it needs ('real' features, all 'fake' features, 'probs', 'centers' of a
-  mixture), the function computing its numbers from `Inputs`, and its part of the protocol
+  """An eval metric: what it needs ('real' features, all 'fake' features, the 'moments' (μ, Σ) of
+  both sides, 'probs', 'centers' of a mixture), the function computing its numbers from
+  `Inputs`, and its part of the protocol
   stamp as a function of the eval's counts {'n', 'n_real', 'pair', 'centers', 'std'}."""
   needs: tuple
   compute: Callable[[Inputs], dict]
@@ -144,7 +146,7 @@ class Metric(NamedTuple):
 
 
 def _fid(i: Inputs) -> dict:
-  stats = i.fake_stats or StreamingStats.init(i.fake.shape[1]).update(i.fake).finalize()
+  stats = i.fake_stats or moments(i.fake)
   return {'fid': frechet_distance(i.real['mu'], i.real['sigma'], *stats)}
 
 
@@ -174,7 +176,7 @@ def intra_fid(real, real_labels, fake, fake_labels) -> float:
       raise ValueError(f'intra_fid: class {int(c)} has {len(r)} reference and {len(f)} generated '
                        'samples; each class needs at least 2 of each (raise eval.num_samples '
                        'and eval.num_real)')
-    stats = [StreamingStats.init(real.shape[1]).update(x).finalize() for x in (r, f)]
+    stats = [moments(x) for x in (r, f)]
     fids.append(frechet_distance(*stats[0], *stats[1]))
   return float(np.mean(fids))
 
@@ -206,7 +208,7 @@ METRICS = {
                                'num_modes': int(c['centers'].shape[0]), 'std': c['std']}),
     'stacked_modes': Metric(('probs',), lambda i: digit_classifier.label_modes(
         np.argmax(i.probs, axis=1), i.probs.shape[1])),
-    'fid': Metric(('real',), _fid),
+    'fid': Metric(('moments',), _fid),
     'kid': Metric(('real', 'fake'), _kid, lambda c: {
         'kid': f'{KID_SUBSETS} subsets of min({KID_SUBSET_SIZE}, n), cubic kernel, fake subset '
                f'first, RandomState({c.get("seed", 0)})'}),
@@ -217,7 +219,7 @@ METRICS = {
     'intra_fid': Metric(('real', 'fake', 'labels'), _intra_fid,
                         lambda c: {'intra_fid': 'mean over classes of FID(class c reals, class c '
                                                 'fakes)'}),
-    'fid_infinity': Metric(('real', 'fake'), lambda i: {'fid_infinity': infinity.fid_infinity(
+    'fid_infinity': Metric(('moments', 'fake'), lambda i: {'fid_infinity': infinity.fid_infinity(
         i.fake, i.real['mu'], i.real['sigma'], seed=i.seed)['fid_infinity']},
         lambda c: {'fid_infinity': _infinity_protocol(c)}),
     'is_infinity': Metric(('probs',), lambda i: {'is_infinity': infinity.is_infinity(
@@ -285,9 +287,20 @@ def stamp(names, fields: dict, counts: dict) -> dict:
   return protocol
 
 
-def reference(features) -> dict:
-  """{'features', 'mu', 'sigma'} of a real feature set (float64 statistics)."""
-  mu, sigma = StreamingStats.init(features.shape[1]).update(features).finalize()
+def moments(features, chunk: int = 8192) -> tuple:
+  """(mu, sigma) of (N, D) features in float64 (unbiased Σ), streamed `chunk` rows at a time so
+  that the float64 copy stays small."""
+  stats = StreamingStats.init(features.shape[1])
+  for start in range(0, len(features), chunk):
+    stats = stats.update(features[start:start + chunk])
+  return stats.finalize()
+
+
+def reference(features, with_moments: bool = True) -> dict:
+  """{'features'} of a real feature set, with `with_moments` also 'mu' and 'sigma' (float64)."""
+  if not with_moments:
+    return {'features': features}
+  mu, sigma = moments(features)
   return {'features': features, 'mu': mu, 'sigma': sigma}
 
 
@@ -471,8 +484,7 @@ class Evaluator:
         self._stats_file = load_stats(e.reference_stats)
       except (OSError, ValueError) as err:
         raise configs.ConfigError(f'config.eval.reference_stats: {err}') from None
-      others = [m for m in self.metrics if 'real' in METRICS[m].needs and
-                m not in ('fid', 'fid_infinity')]
+      others = [m for m in self.metrics if 'real' in METRICS[m].needs]
       if others:
         raise configs.ConfigError(
             f'config.eval.reference_stats holds only mu and sigma, which {", ".join(others)} '
@@ -531,44 +543,46 @@ class Evaluator:
     name = f'{data}-{split}-{shape}-{self.extractor.key}{quantized}-perm{REAL_SEED}-n{n}.npz'
     return os.path.join(configs.cache_dir('real_stats', e.get('cache_dir')), name)
 
-  def real_reference(self, n: int) -> dict:
-    """{'features' (n, D) float32, 'mu', 'sigma' (float64)} of n reference samples (cached)."""
-    if n in self._real:
-      return self._real[n]
+  def real_reference(self, n: int, with_moments: bool = True) -> dict:
+    """{'features' (n, D) float32, 'labels', and with `with_moments` 'mu', 'sigma' (float64)} of
+    n reference samples. The features are cached on disk and the moments computed from them
+    when asked: a D×D covariance can dwarf the features (64×64×3 pixels: 1.2 GB for 64
+    images' 3 MB), and only the Fréchet distances use it."""
+    if n not in self._real:
+      self._real[n] = self._real_features(n)
+    ref = self._real[n]
+    if with_moments and 'mu' not in ref:
+      ref['mu'], ref['sigma'] = moments(ref['features'])
+    return ref
+
+  def _real_features(self, n: int) -> dict:
     if self.fresh:  # fresh draws from the true distribution: no features to cache
       x = np.asarray(self.data.sample(jax.random.fold_in(self.eval_key, 1 << 20), n))
-      self._real[n] = reference(x.reshape(n, -1))
-      return self._real[n]
+      return reference(x.reshape(n, -1), with_moments=False)
     path = self._real_path(n)
     if distributed.agreed(os.path.exists(path)):  # every process takes the same branch
       try:
         with np.load(path, allow_pickle=False) as f:
-          self._real[n] = {k: f[k] for k in ('features', 'mu', 'sigma', 'labels')}
-        return self._real[n]
+          return {k: f[k] for k in ('features', 'labels')}
       except (OSError, ValueError, KeyError) as err:
         self.log(f'real statistics cache {path} is unreadable ({err}); recomputing')
     self.log(f'computing the real statistics of {n} {self.config.data.name} images '
              f'({self.extractor.name} features); cached in {path}')
-    feats, labels, stats = [], [], None
+    feats, labels = [], []
     order = np.random.RandomState(REAL_SEED).permutation(len(self.real_data))
     for start in range(0, n, self.batch_size):
       m = min(self.batch_size, n - start)
       idx = order[np.arange(start, start + self.batch_size) % len(order)]
       batch = self.real_data.read(idx)
       x = distributed.put_global(batch['image'], self.batch_sharding)
-      f_batch = self._extract(x)[0][:m]
-      stats = (stats or StreamingStats.init(f_batch.shape[1])).update(f_batch)
-      feats.append(f_batch.astype(np.float32))
+      feats.append(self._extract(x)[0][:m].astype(np.float32))
       labels.append(np.asarray(batch['label'][:m], np.int32))
-    mu, sigma = stats.finalize()
-    ref = {'features': np.concatenate(feats), 'mu': mu, 'sigma': sigma,
-           'labels': np.concatenate(labels)}
+    ref = {'features': np.concatenate(feats), 'labels': np.concatenate(labels)}
     if distributed.is_main():
       os.makedirs(os.path.dirname(path), exist_ok=True)
       tmp = f'{path}.tmp{os.getpid()}.npz'
       np.savez(tmp, **ref)
       os.replace(tmp, path)
-    self._real[n] = ref
     return ref
 
   # --- fakes -------------------------------------------------------------------------------
@@ -593,9 +607,11 @@ class Evaluator:
         x = np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
       yield distributed.put_global(x, self.batch_sharding)
 
-  def fake_features(self, g_params, g_batch_stats, n: int, keep: bool, samples=None):
-    """(features (n, D) or None, probs (n, C) or None, (mu, sigma)) of the first n eval samples
-    of the generator, or of `samples` (n = len(samples)) when given."""
+  def fake_features(self, g_params, g_batch_stats, n: int, keep: bool, samples=None,
+                    with_moments: bool = True):
+    """(features (n, D) or None, probs (n, C) or None, (mu, sigma) or None) of the first n eval
+    samples of the generator, or of `samples` (n = len(samples)) when given: the features when
+    `keep`, the moments (streamed) when `with_moments`."""
     batches = (self._generated(g_params, g_batch_stats, n) if samples is None else
                self._from_array(samples))
     feats, probs, stats = [], [], None
@@ -603,13 +619,14 @@ class Evaluator:
       m = min(self.batch_size, n - start)
       f_batch, p_batch = self._extract(x)
       f_batch = f_batch[:m]
-      stats = (stats or StreamingStats.init(f_batch.shape[1])).update(f_batch)
+      if with_moments:
+        stats = (stats or StreamingStats.init(f_batch.shape[1])).update(f_batch)
       if keep:
         feats.append(f_batch.astype(np.float32))
       if p_batch is not None:
         probs.append(p_batch[:m])
     return (np.concatenate(feats) if keep else None, np.concatenate(probs) if probs else None,
-            stats.finalize())
+            stats.finalize() if with_moments else None)
 
   def __call__(self, g_params, g_batch_stats, n: int, generator: str = 'ema', samples=None,
                labels=None):
@@ -626,26 +643,27 @@ class Evaluator:
       if 'labels' in need and labels is None:
         raise configs.ConfigError("config.eval.metrics: 'intra_fid' needs the samples' labels "
                                   '(an array labels beside images in the .npz)')
-    fake, probs, (mu_f, sigma_f) = self.fake_features(g_params, g_batch_stats, n,
-                                                      keep='fake' in need, samples=samples)
+    with_moments = 'moments' in need
+    fake, probs, fake_stats = self.fake_features(g_params, g_batch_stats, n, keep='fake' in need,
+                                                 samples=samples, with_moments=with_moments)
     n_real, real = None, None
     stats_file = e.get('reference_stats')
-    if 'real' in need and stats_file:  # only fid, fid_infinity (checked at construction)
+    if stats_file and with_moments:  # nothing else needs the reals (checked at construction)
       mu, sigma = self._stats_file
       real = {'mu': mu, 'sigma': sigma}
-    elif 'real' in need:
+    elif need & {'real', 'moments'}:
       n_real = int(e.get('num_real') or n)
       if not self.fresh:
         n_real = min(n_real, len(self.real_data))
-      real = self.real_reference(n_real)
+      real = self.real_reference(n_real, with_moments)
     pair = int(e.get('two_sample_size', 2500))
-    if int(self.settings['cov_ddof']) == 0:  # Σ with 1/N (StyleGAN2-ADA), from the 1/(N-1) one
-      sigma_f = sigma_f * (n - 1) / n
-      if real is not None and 'features' in real:
+    if with_moments and int(self.settings['cov_ddof']) == 0:  # Σ 1/N (StyleGAN2-ADA), not 1/(N-1)
+      fake_stats = (fake_stats[0], fake_stats[1] * (n - 1) / n)
+      if 'features' in real:
         n_r = len(real['features'])
         real = dict(real, sigma=real['sigma'] * (n_r - 1) / n_r)
     seed, shuffle = int(self.settings['metric_seed']), bool(self.settings['is_shuffle'])
-    metrics = compute_metrics(self.metrics, real, fake, probs, (mu_f, sigma_f), self.centers,
+    metrics = compute_metrics(self.metrics, real, fake, probs, fake_stats, self.centers,
                               self.std, pair, seed, shuffle, fake_labels)
     fields = {'generator': generator, 'num_samples': n, 'data': self.config.data.name,
               'eval_noise': ('fixed: sample j from fold_in(eval_key, j)' if samples is None else

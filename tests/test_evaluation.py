@@ -99,6 +99,8 @@ def test_image_eval_caches_the_real_statistics(tmp_path):
   cached = os.listdir(tmp_path / 'cache' / 'real_stats')
   assert len(cached) == 1 and 'mnist5k' in cached[0]
   assert '-train-28x28x1-identity-u8-perm0-n96' in cached[0]
+  with np.load(tmp_path / 'cache' / 'real_stats' / cached[0]) as f:  # no D×D covariance on disk
+    assert sorted(f.files) == ['features', 'labels'] and f['features'].shape == (96, 784)
   assert sum('computing the real statistics' in m for m in messages) == 1  # once for both
   # The cached statistics are those of a fixed random 96 of the training images, flattened (the
   # first 96 would all be zeros: the file is sorted by class).
@@ -123,6 +125,13 @@ def test_image_eval_caches_the_real_statistics(tmp_path):
   fresh_evaluator(exp, config, messages.append, exp._real_data())(state.g_ema,
                                                                   state.g.batch_stats, 96)
   assert len(os.listdir(tmp_path / 'cache' / 'real_stats')) == 2 and len(messages) == 2
+  # Without a Fréchet distance no covariance is computed, of the reals or of the fakes.
+  config.eval.update(real_split='train', metrics=('kid', 'precision_recall'))
+  no_fid = fresh_evaluator(exp, config, messages.append)
+  assert no_fid(state.g_ema, state.g.batch_stats, 96)[0]['kid'] == metrics['kid']
+  assert 'mu' not in no_fid.real_reference(96, with_moments=False) and len(messages) == 2
+  assert no_fid.fake_features(state.g_ema, state.g.batch_stats, 96, keep=False,
+                              with_moments=False)[2] is None
 
 
 def test_eval_on_eight_devices_equals_one_device():
