@@ -487,11 +487,11 @@ def test_path_length_term_is_lazy_and_its_mean_lives_in_the_state():
   assert float(m_off['g_path_length']) == 0.0
   assert float(off.aux['pl_mean']) == float(on.aux['pl_mean'])
   z = jax.random.normal(jax.random.key(3), (B, 8))
-  sample = lambda k: steps.apply_net(gan.generator, state.g.params, state.g.batch_stats, z, None,
-                                     True, key=k)[0]
+  sample = jax.jit(lambda k: steps.apply_net(gan.generator, state.g.params, state.g.batch_stats,
+                                             z, None, True, key=k)[0])
   assert not np.allclose(sample(jax.random.key(4)), sample(jax.random.key(5)))
-  generate = lambda: steps.generate(gan, state.g.params, state.g.batch_stats, z)
-  np.testing.assert_array_equal(generate(), generate())
+  generate = jax.jit(lambda z: steps.generate(gan, state.g.params, state.g.batch_stats, z))
+  np.testing.assert_array_equal(generate(z), generate(z))
 
 
 def test_path_length_needs_a_style_generator():
