@@ -14,9 +14,14 @@ _OWN_ROOT = 'GAN_JAX_TEST_ROOT' not in os.environ
 if _OWN_ROOT:
   os.environ['GAN_JAX_TEST_ROOT'] = tempfile.mkdtemp(prefix='gan_jax_test_')
 _ROOT = os.environ['GAN_JAX_TEST_ROOT']
-# A fresh cache per process (the digit classifier, real statistics): hermetic tests. The digit
-# classifier's test trains it there once; later tests in that process load it.
+# A fresh cache per process (real statistics, image folders): hermetic tests. The digit
+# classifier's entry is the session's, shared by its workers (a link into the session
+# directory): `load_or_train`'s lock lets the first process that needs it train it (half a
+# minute) and the others load it.
 os.environ['GAN_JAX_CACHE'] = tempfile.mkdtemp(prefix='cache_', dir=_ROOT)
+_DIGITS = os.path.join(_ROOT, 'digit_classifier')
+os.makedirs(_DIGITS, exist_ok=True)
+os.symlink(_DIGITS, os.path.join(os.environ['GAN_JAX_CACHE'], 'digit_classifier'))
 # XLA's persistent compilation cache, shared by the session's workers and the subprocesses the
 # tests start: the many tests that compile the same program (every resume, every rerun of one
 # config) compile it once. Fresh per session, so no test sees an older build's cache.

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import threading
 import time
 import warnings
 
@@ -28,10 +29,13 @@ def trained(tmp_path_factory):
   start = time.perf_counter()
   clf = dc.load_or_train(cache_dir, seed=0, log=logs.append)
   seconds = time.perf_counter() - start
-  # Shared with the later tests (conftest's session cache) so that none trains it again.
-  os.makedirs(dc.default_cache_dir(), exist_ok=True)
-  for src, dst in zip(dc.cache_paths(cache_dir), dc.cache_paths()):
-    shutil.copyfile(src, dst)
+  # Shared with the later tests (conftest's session cache) so that none trains it again; under
+  # the cache's lock, as another worker may be loading (or training) it.
+  with dc.cache_lock():
+    if not os.path.exists(dc.cache_paths()[1]):
+      for src, dst in zip(dc.cache_paths(cache_dir), dc.cache_paths()):
+        shutil.copyfile(src, dst + '.tmp')
+        os.replace(dst + '.tmp', dst)
   return clf, cache_dir, logs, seconds
 
 
@@ -193,3 +197,30 @@ def test_frechet_distance_sanity_ordering(trained):
         f'{fd_ones:.2f}; KID real/real {kid_real:.5f}, real/ones {kid_ones:.4f}')
   assert 0.0 <= fd_real < 0.1 * min(fd_shuffled, fd_ones)
   assert abs(kid_real) < 0.1 * kid_ones
+
+
+def test_concurrent_callers_train_once(trained, tmp_path, monkeypatch):
+  """Two callers sharing an empty cache (two threads here; two processes lock alike): the first
+  trains under the cache's lock, the second waits and loads what it wrote, never a half-written
+  entry (the parameters and their record are two files)."""
+  clf = trained[0]
+  calls, started = [], threading.Event()
+
+  def slow_train(seed, log):
+    calls.append(seed)
+    started.set()
+    time.sleep(0.5)  # the other caller arrives while the entry is being trained
+    return clf.params, {k: v for k, v in clf.info.items() if k != 'params_sha256'}
+
+  monkeypatch.setattr(dc, 'train', slow_train)
+  results = {}
+  first = threading.Thread(target=lambda: results.update(
+      first=dc.load_or_train(str(tmp_path), seed=0, log=lambda _: None)))
+  first.start()
+  started.wait()
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')  # a torn read would warn and retrain
+    second = dc.load_or_train(str(tmp_path), seed=0, log=lambda _: None)
+  first.join()
+  assert calls == [0] and results['first'].trained and not second.trained
+  chex.assert_trees_all_equal(jax.device_get(second.params), jax.device_get(clf.params))

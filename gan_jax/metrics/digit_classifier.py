@@ -31,6 +31,8 @@ Other image sizes are mapped to 28×28 before the network (`to_classifier_input`
        centred in 28×28);
   else resized bilinearly to 28×28 (antialiased when shrinking).
 """
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -360,6 +362,21 @@ def cache_paths(cache_dir: Optional[str] = None, seed: int = 0):
   return stem + '.msgpack', stem + '.json'
 
 
+@contextlib.contextmanager
+def cache_lock(cache_dir: Optional[str] = None, seed: int = 0):
+  """Holds an exclusive `flock` on the cache entry of `seed` (a `.lock` file beside it; the kernel
+  releases it if the holder dies): processes sharing a cache train the classifier once, and none
+  reads the parameters and their record while another writes them."""
+  params_path, _ = cache_paths(cache_dir, seed)
+  os.makedirs(os.path.dirname(params_path), exist_ok=True)
+  fd = os.open(params_path[:-len('.msgpack')] + '.lock', os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    yield
+  finally:
+    os.close(fd)  # releases the flock
+
+
 def _write_atomic(path: str, data: bytes) -> None:
   tmp = f'{path}.tmp{os.getpid()}'
   with open(tmp, 'wb') as f:
@@ -400,8 +417,14 @@ def load_or_train(cache_dir: Optional[str] = None, seed: int = 0,
   Returns:
     A `DigitClassifier` with `trained` True if it was trained in this call. A damaged cache
     (unreadable, truncated, a checksum or shape mismatch) is replaced by a retrained one, with a
-    `RuntimeWarning`.
+    `RuntimeWarning`. Concurrent callers sharing `cache_dir` wait for each other (`cache_lock`):
+    the first trains, the others load its result.
   """
+  with cache_lock(cache_dir, seed):
+    return _load_or_train(cache_dir, seed, log)
+
+
+def _load_or_train(cache_dir, seed, log) -> DigitClassifier:
   params_path, info_path = cache_paths(cache_dir, seed)
   if os.path.exists(params_path) or os.path.exists(info_path):
     try:
