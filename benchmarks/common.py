@@ -51,6 +51,12 @@ def mean_se(values):
   return m, se
 
 
+def cell(values, fmt: str) -> str:
+  """A table cell: the one value, or mean ± standard error of the mean over seeds."""
+  m, se = mean_se(values)
+  return format(m, fmt) if len(values) == 1 else f'{format(m, fmt)} ± {format(se, fmt)}'
+
+
 def single_threaded(core=None):
   """Makes this (fresh, jax-free) process run XLA on one thread, pinned to `core` if given."""
   os.environ['XLA_FLAGS'] = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'

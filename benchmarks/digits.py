@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from common import machine, write_section  # pylint: disable=g-bad-import-order
+from common import cell, machine, write_section  # pylint: disable=g-bad-import-order
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -89,13 +89,6 @@ def run_one(root: str, variant: str, seed: int, fraction: float, steps, fresh: b
   return out
 
 
-def _cell(values, fmt: str) -> str:
-  if len(values) == 1:
-    return format(values[0], fmt)
-  se = statistics.stdev(values) / len(values) ** 0.5
-  return f'{format(statistics.mean(values), fmt)} ± {format(se, fmt)}'
-
-
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument('--section', default='ablation', help='names the RESULTS.md section')
@@ -125,9 +118,9 @@ def main():
     rows.append(f'| `{os.path.basename(experiment)}` | {args.steps or config.train.steps:,} × '
                 f'{config.data.batch_size} | {variant} | {fraction:g} | '
                 f'{round(fraction * 4500)} | '
-                f'{_cell(ema["fid"], ".1f")} | {_cell(raw_fid, ".1f")} | '
-                f'{_cell(ema["precision"], ".3f")} | {_cell(ema["recall"], ".3f")} | '
-                f'{_cell(ema["c2st_accuracy"], ".3f")} | '
+                f'{cell(ema["fid"], ".1f")} | {cell(raw_fid, ".1f")} | '
+                f'{cell(ema["precision"], ".3f")} | {cell(ema["recall"], ".3f")} | '
+                f'{cell(ema["c2st_accuracy"], ".3f")} | '
                 f'{statistics.mean(r["wall"] for r in runs) / 60:.1f} | {met}/{len(runs)} |')
     print(rows[-1], flush=True)
   begin, end = f'<!-- digits_{args.section}:begin -->', f'<!-- digits_{args.section}:end -->'

@@ -15,8 +15,8 @@ import datetime
 import os
 import statistics
 
-from common import machine, write_section  # pylint: disable=g-bad-import-order
-from digits import ROOT, run_one, _cell  # pylint: disable=g-bad-import-order
+from common import cell, machine, write_section  # pylint: disable=g-bad-import-order
+from digits import ROOT, run_one  # pylint: disable=g-bad-import-order
 
 
 def main():
@@ -34,7 +34,7 @@ def main():
     path = os.path.join(ROOT, 'experiments', name)
     config = configs.load_file(path)
     runs = [run_one(args.root, 'baseline', s, 1.0, None, args.fresh, path) for s in args.seeds]
-    cells = [_cell([r[g][k] for r in runs], fmt) for g in ('ema', 'raw')
+    cells = [cell([r[g][k] for r in runs], fmt) for g in ('ema', 'raw')
              for k, fmt in (('modes', '.0f'), ('reverse_kl', '.3f'))]
     rows.append(f'| `{name}` | {config.train.steps:,} × {config.data.batch_size} | '
                 f'{" | ".join(cells)} | '

@@ -140,7 +140,7 @@ def test_generator_conv_impls_agree(name):
   make = lambda impl: models.GENERATORS[name](data_shape=(size, size, 3), conv_impl=impl,
                                               **_width(name))
   z = jax.random.normal(jax.random.key(0), (2, 16))
-  variables = make('rewrite').init(jax.random.key(1), z, None, train=False)
+  variables = jax.jit(lambda z: make('rewrite').init(jax.random.key(1), z, None, train=False))(z)
 
   def loss(params, impl):
     out = make(impl).apply({**variables, 'params': params}, z, None, train=False)
@@ -161,7 +161,7 @@ def test_discriminator_conv_impls_agree_through_the_gradient_penalty(name):
   make = lambda impl: models.DISCRIMINATORS[name](conv_impl=impl, **_width(name), **norm)
   size = _SIZE.get(name, 16)
   x = jax.random.uniform(jax.random.key(2), (2, size, size, 3), minval=-1, maxval=1)
-  variables = make('rewrite').init(jax.random.key(3), x, None, train=False)
+  variables = jax.jit(lambda x: make('rewrite').init(jax.random.key(3), x, None, train=False))(x)
 
   def d(params, impl, inputs):
     return make(impl).apply({**variables, 'params': params}, inputs, None, train=False)

@@ -471,7 +471,7 @@ def _tiny_gan(**tricks):
   c.penalty.update(name='r1', weight=0.5, every=2)
   c.tricks.path_length.update(tricks)
   gan = steps.build_gan(c, (16, 16, 1))
-  return gan, steps.create_state(gan, jax.random.key(0))
+  return gan, jax.jit(functools.partial(steps.create_state, gan))(jax.random.key(0))
 
 
 def test_path_length_term_is_lazy_and_its_mean_lives_in_the_state():
