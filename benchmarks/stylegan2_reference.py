@@ -134,7 +134,7 @@ def _set(config, field: str, text: str) -> None:
 def spec_of(config, reference: str, data_path: str, out: str, iterations, threads: int) -> dict:
   """The worker's settings: the experiment's sizes, rates and regularisers."""
   g, d, o, pl = config.model.g, config.model.d, config.optim, config.tricks.path_length
-  if config.tricks.ada.enabled or config.data.get('conditional') or g.get('conditioning'):
+  if config.tricks.ada.enabled or g.get('conditioning'):
     sys.exit('error: the reference worker runs unconditional StyleGAN2 without ADA; set '
              'tricks.ada.enabled=False and no conditioning')
   if config.penalty.name != 'r1' or config.objective.name != 'non_saturating':

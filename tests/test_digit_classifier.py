@@ -30,12 +30,11 @@ def trained(tmp_path_factory):
   clf = dc.load_or_train(cache_dir, seed=0, log=logs.append)
   seconds = time.perf_counter() - start
   # Shared with the later tests (conftest's session cache) so that none trains it again; under
-  # the cache's lock, as another worker may be loading (or training) it.
+  # the cache's lock, which every reader takes, as another worker may be loading or training it.
   with dc.cache_lock():
     if not os.path.exists(dc.cache_paths()[1]):
       for src, dst in zip(dc.cache_paths(cache_dir), dc.cache_paths()):
-        shutil.copyfile(src, dst + '.tmp')
-        os.replace(dst + '.tmp', dst)
+        shutil.copyfile(src, dst)
   return clf, cache_dir, logs, seconds
 
 

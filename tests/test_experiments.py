@@ -111,8 +111,9 @@ def test_experiment_runs_a_few_steps(name, tmp_path):
 def test_experiment_traces_at_its_own_size(name):
   """The config builds (data under mock_data, names, model), and one training call traces
   abstractly (`jax.eval_shape`: no XLA compile) at the config's own networks and batch, keeping
-  the state's shapes and returning the same metrics as its sibling's, whose few-steps run
-  trains the same generator, discriminator and step."""
+  the state's shapes and returning per-iteration metrics (ADA's p exactly when ADA is on). Its
+  sibling, whose few-steps run trains, has the same generator, discriminator, objective and
+  penalty."""
   config, sibling = offline_eval(load(name)), load(TRACED[name])
   assert config.train.steps >= 1000
   for field in ('generator', 'discriminator'):
